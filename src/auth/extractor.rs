@@ -1,0 +1,55 @@
+use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+use std::future::{Ready, ready};
+
+use crate::domain::UserId;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The authenticated caller of a REST request.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub id: UserId,
+}
+
+/// The bearer token of a request: `Authorization: Bearer …`, then the `sAccessToken`
+/// cookie, then (only where `allow_query`, i.e. the WebSocket upgrade) `?token=`.
+pub fn token_from_request(req: &HttpRequest, allow_query: bool) -> Option<String> {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(|t| t.trim().to_owned());
+    bearer
+        .or_else(|| req.cookie("sAccessToken").map(|c| c.value().to_owned()))
+        .or_else(|| {
+            allow_query
+                .then(|| web::Query::<TokenQuery>::from_query(req.query_string()).ok()?.into_inner().token)
+                .flatten()
+        })
+        .filter(|t| !t.is_empty())
+}
+
+#[derive(serde::Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req))
+    }
+}
+
+fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::Internal("AppState missing from app data".into()))?;
+    let token = token_from_request(req, false)
+        .ok_or_else(|| ApiError::Unauthorized("missing bearer token (Authorization header or sAccessToken cookie)".into()))?;
+    let verified = state.auth.verify(&token).map_err(ApiError::Unauthorized)?;
+    Ok(AuthUser { id: verified.user })
+}

@@ -1,0 +1,174 @@
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use super::models::MessageRow;
+use super::schema::{chat_members, chats, messages};
+use super::{Db, DbError, with_conn};
+use crate::domain::{ChatId, UserId};
+
+/// A validated send, ready to be written.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: String,
+    pub chat_id: ChatId,
+    pub sender: UserId,
+    pub content: String,
+    pub attachments_json: String,
+    pub reply_to: Option<String>,
+    pub client_message_id: Option<String>,
+    pub now: i64,
+}
+
+pub enum PostOutcome {
+    /// Written with the next `seq`; `members` are every participant with their read
+    /// marker after the write (the sender's moved to this message).
+    Created { message: MessageRow, members: Vec<(String, i64)> },
+    /// The same sender already sent this `clientMessageId` in this chat.
+    Existing(MessageRow),
+    NotMember,
+    /// `replyTo` names no message of this chat.
+    BadReply,
+}
+
+/// Ends the transaction early; every variant but `Db` is an expected outcome.
+enum Abort {
+    Db(DbError),
+    Outcome(PostOutcome),
+}
+
+impl From<diesel::result::Error> for Abort {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+pub struct MessagePage {
+    pub messages: Vec<MessageRow>,
+    pub has_more: bool,
+}
+
+/// Where a history page starts.
+#[derive(Debug, Clone, Copy)]
+pub enum Cursor {
+    Newest,
+    Before(i64),
+    After(i64),
+}
+
+impl Db {
+    /// Assigns the next `seq` and writes the message in one transaction. The chat row is
+    /// updated first: on PostgreSQL that locks it, so concurrent sends to one chat queue
+    /// there and the idempotency check below sees every committed send; SQLite has a
+    /// single writer. Either way `seq` has no gap and no duplicate.
+    pub async fn post_message(&self, m: &NewMessage) -> Result<PostOutcome, DbError> {
+        let result = with_conn!(self, true, |conn| {
+            conn.transaction::<_, Abort, _>(async |c| {
+                let member = chat_members::table
+                    .find((m.chat_id.as_str(), m.sender.as_str()))
+                    .select(chat_members::user_id)
+                    .first::<String>(c)
+                    .await
+                    .optional()?;
+                if member.is_none() {
+                    return Err(Abort::Outcome(PostOutcome::NotMember));
+                }
+                let seq: i64 = diesel::update(chats::table.find(m.chat_id.as_str()))
+                    .set((chats::last_seq.eq(chats::last_seq + 1), chats::updated_at.eq(m.now)))
+                    .returning(chats::last_seq)
+                    .get_result(c)
+                    .await?;
+                if let Some(cid) = &m.client_message_id {
+                    let existing = messages::table
+                        .filter(messages::chat_id.eq(m.chat_id.as_str()))
+                        .filter(messages::sender_id.eq(m.sender.as_str()))
+                        .filter(messages::client_message_id.eq(cid))
+                        .select(MessageRow::as_select())
+                        .first(c)
+                        .await
+                        .optional()?;
+                    if let Some(original) = existing {
+                        return Err(Abort::Outcome(PostOutcome::Existing(original)));
+                    }
+                }
+                if let Some(reply_to) = &m.reply_to {
+                    let found: i64 = messages::table
+                        .filter(messages::id.eq(reply_to))
+                        .filter(messages::chat_id.eq(m.chat_id.as_str()))
+                        .count()
+                        .get_result(c)
+                        .await?;
+                    if found == 0 {
+                        return Err(Abort::Outcome(PostOutcome::BadReply));
+                    }
+                }
+                let row = MessageRow {
+                    id: m.id.clone(),
+                    chat_id: m.chat_id.to_string(),
+                    seq,
+                    sender_id: m.sender.to_string(),
+                    content: m.content.clone(),
+                    attachments: m.attachments_json.clone(),
+                    reply_to: m.reply_to.clone(),
+                    client_message_id: m.client_message_id.clone(),
+                    created_at: m.now,
+                    edited_at: None,
+                    deleted_at: None,
+                };
+                diesel::insert_into(messages::table).values(&row).execute(c).await?;
+                diesel::update(chat_members::table.find((m.chat_id.as_str(), m.sender.as_str())))
+                    .set(chat_members::last_read_seq.eq(seq))
+                    .execute(c)
+                    .await?;
+                let members = chat_members::table
+                    .filter(chat_members::chat_id.eq(m.chat_id.as_str()))
+                    .select((chat_members::user_id, chat_members::last_read_seq))
+                    .load(c)
+                    .await?;
+                Ok(PostOutcome::Created { message: row, members })
+            })
+            .await
+        });
+        match result {
+            Ok(outcome) | Err(Abort::Outcome(outcome)) => Ok(outcome),
+            Err(Abort::Db(e)) => Err(e),
+        }
+    }
+
+    /// A page of history in ascending `seq`, or `None` when `viewer` is not in the chat.
+    pub async fn messages_of(&self, viewer: &UserId, chat: &ChatId, cursor: Cursor, limit: i64) -> Result<Option<MessagePage>, DbError> {
+        with_conn!(self, false, |conn| {
+            let member = chat_members::table
+                .find((chat.as_str(), viewer.as_str()))
+                .select(chat_members::user_id)
+                .first::<String>(conn)
+                .await
+                .optional()?;
+            if member.is_none() {
+                return Ok(None);
+            }
+            let base = messages::table
+                .filter(messages::chat_id.eq(chat.as_str()))
+                .select(MessageRow::as_select())
+                .limit(limit + 1)
+                .into_boxed();
+            let query = match cursor {
+                Cursor::Newest => base.order(messages::seq.desc()),
+                Cursor::Before(seq) => base.filter(messages::seq.lt(seq)).order(messages::seq.desc()),
+                Cursor::After(seq) => base.filter(messages::seq.gt(seq)).order(messages::seq.asc()),
+            };
+            let mut rows: Vec<MessageRow> = query.load(conn).await?;
+            let has_more = rows.len() as i64 > limit;
+            rows.truncate(limit as usize);
+            if !matches!(cursor, Cursor::After(_)) {
+                rows.reverse();
+            }
+            Ok(Some(MessagePage { messages: rows, has_more }))
+        })
+    }
+}
+
+impl From<DbError> for Abort {
+    fn from(e: DbError) -> Self {
+        Self::Db(e)
+    }
+}

@@ -1,0 +1,61 @@
+//! Storage. One binary speaks SQLite (default, embedded) and PostgreSQL, chosen at start
+//! from the database URL. Queries are written once with diesel's DSL and expanded for
+//! each backend by `with_conn!`, because diesel-async has no runtime multi-backend
+//! connection. Handlers own transactions; this module never publishes events.
+
+mod chats;
+mod messages;
+mod migrate;
+pub mod models;
+pub mod pool;
+pub mod schema;
+
+pub use chats::ChatPage;
+pub use messages::{Cursor, MessagePage, NewMessage, PostOutcome};
+pub use migrate::run_migrations;
+pub use pool::{Db, PgConn, SqliteConn, connect};
+
+/// Failures of the storage layer, split by what the client should hear.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be had in time, or it broke: 503, nothing was written.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Query(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for DbError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind as K, Error as E};
+        match e {
+            E::DatabaseError(K::ClosedConnection | K::UnableToSendCommand, info) => {
+                Self::Unavailable(info.message().to_owned())
+            }
+            E::BrokenTransactionManager => Self::Unavailable("transaction manager broken".into()),
+            other => Self::Query(other),
+        }
+    }
+}
+
+/// Runs `$body` with `$conn` bound to a pooled connection of whichever backend `$db`
+/// is. `write` picks SQLite's single writer; PostgreSQL has one pool for both.
+/// The body is expanded once per backend, so it must be backend-neutral diesel code.
+macro_rules! with_conn {
+    ($db:expr, $write:expr, |$conn:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Postgres(pool) => {
+                let mut obj = $crate::db::pool::checkout(pool).await?;
+                let $conn: &mut $crate::db::PgConn = &mut obj;
+                $body
+            }
+            $crate::db::Db::Sqlite { writer, readers } => {
+                let pool = if $write { writer } else { readers };
+                let mut obj = $crate::db::pool::checkout(pool).await?;
+                let $conn: &mut $crate::db::SqliteConn = &mut obj;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_conn;

@@ -1,0 +1,21 @@
+//! Missive: REST for actions, WebSocket for push.
+//!
+//! A request flows `routes` (URL table, one file per resource) → `auth` (who is calling)
+//! → `domain` (parse the body into validated types) → `db` (one transaction) →
+//! `realtime::Publisher` (only after commit) → `realtime::Hub` (registry of sockets) →
+//! each connection's bounded outbox → `realtime::session` (one task per socket).
+//!
+//! Dependency direction: routes use auth, db, realtime and domain; realtime never
+//! touches the database; domain imports nothing from the crate.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod realtime;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod views;

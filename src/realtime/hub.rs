@@ -1,0 +1,265 @@
+//! The registry of open connections: who is connected, which chats each connection
+//! joined, which listen to all their chats. It knows nothing of the database and never
+//! awaits: delivery is `try_send` into each connection's bounded outbox.
+//!
+//! Lock discipline: a DashMap guard is never held while another map is touched or while
+//! anything is sent. Senders are copied out, the guard dropped, then the copies are used.
+
+use bytestring::ByteString;
+use dashmap::DashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::{ChatId, UserId};
+
+pub type ConnId = u64;
+
+/// Close code for a connection whose outbox overflowed.
+pub const CLOSE_SLOW_CONSUMER: u16 = 4009;
+
+/// One open WebSocket, as the registry sees it.
+#[derive(Debug)]
+pub struct ConnHandle {
+    pub id: ConnId,
+    pub user: UserId,
+    outbox: mpsc::Sender<ByteString>,
+    listening_all: AtomicBool,
+    /// Chats this connection joined; mirrors `Hub::chats` for cleanup and debug-status.
+    joined: Mutex<HashSet<ChatId>>,
+    kill: CancellationToken,
+    close_code: AtomicU16,
+}
+
+impl ConnHandle {
+    /// Asks the connection's task to close with `code`. The first reason wins.
+    pub fn kill(&self, code: u16) {
+        let _ = self.close_code.compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
+        self.kill.cancel();
+    }
+    pub fn killed(&self) -> &CancellationToken {
+        &self.kill
+    }
+    pub fn close_code(&self) -> u16 {
+        self.close_code.load(Ordering::Acquire)
+    }
+    pub fn is_listening_all(&self) -> bool {
+        self.listening_all.load(Ordering::Relaxed)
+    }
+    pub fn joined_chats(&self) -> Vec<String> {
+        let mut chats: Vec<_> = self.joined_lock().iter().map(|c| c.to_string()).collect();
+        chats.sort();
+        chats
+    }
+    fn joined_lock(&self) -> MutexGuard<'_, HashSet<ChatId>> {
+        // A poisoned set is still a valid set: the panicking holder only inserted or removed.
+        self.joined.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// Queues a frame without waiting. A full outbox marks a slow consumer.
+    fn offer(&self, frame: &ByteString) -> bool {
+        match self.outbox.try_send(frame.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(conn = self.id, user = %self.user, "outbox full: closing slow consumer");
+                self.kill(CLOSE_SLOW_CONSUMER);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// Who receives a frame.
+#[derive(Debug, Clone)]
+pub enum Target<'a> {
+    /// Connections that joined the chat.
+    Chat(&'a ChatId),
+    /// Every connection of these users.
+    Users(&'a [UserId]),
+    /// Connections of these users that sent `listen-all-chats`.
+    ListeningUsers(&'a [UserId]),
+}
+
+#[derive(Default)]
+pub struct Hub {
+    next_id: AtomicU64,
+    users: DashMap<UserId, Vec<Arc<ConnHandle>>>,
+    chats: DashMap<ChatId, HashMap<ConnId, Arc<ConnHandle>>>,
+}
+
+impl Hub {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a connection with an outbox of `capacity` frames.
+    pub fn register(&self, user: UserId, capacity: usize) -> (Arc<ConnHandle>, mpsc::Receiver<ByteString>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let conn = Arc::new(ConnHandle {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed) + 1,
+            user: user.clone(),
+            outbox: tx,
+            listening_all: AtomicBool::new(false),
+            joined: Mutex::new(HashSet::new()),
+            kill: CancellationToken::new(),
+            close_code: AtomicU16::new(0),
+        });
+        self.users.entry(user).or_default().push(conn.clone());
+        (conn, rx)
+    }
+
+    /// Removes a connection and all its subscriptions.
+    pub fn unregister(&self, conn: &ConnHandle) {
+        self.leave_all(conn);
+        self.users.remove_if_mut(&conn.user, |_, conns| {
+            conns.retain(|c| c.id != conn.id);
+            conns.is_empty()
+        });
+    }
+
+    /// Subscribes to a chat's events; false when already joined.
+    pub fn join(&self, conn: &Arc<ConnHandle>, chat: &ChatId) -> bool {
+        if !conn.joined_lock().insert(chat.clone()) {
+            return false;
+        }
+        self.chats.entry(chat.clone()).or_default().insert(conn.id, conn.clone());
+        true
+    }
+
+    /// Unsubscribes from a chat; false when it was not joined.
+    pub fn leave(&self, conn: &ConnHandle, chat: &ChatId) -> bool {
+        if !conn.joined_lock().remove(chat) {
+            return false;
+        }
+        self.chats.remove_if_mut(chat, |_, conns| {
+            conns.remove(&conn.id);
+            conns.is_empty()
+        });
+        true
+    }
+
+    /// Leaves every chat and stops listening to all chats.
+    pub fn leave_all(&self, conn: &ConnHandle) {
+        conn.listening_all.store(false, Ordering::Relaxed);
+        let chats: Vec<ChatId> = conn.joined_lock().drain().collect();
+        for chat in chats {
+            self.chats.remove_if_mut(&chat, |_, conns| {
+                conns.remove(&conn.id);
+                conns.is_empty()
+            });
+        }
+    }
+
+    pub fn listen_all(&self, conn: &ConnHandle) {
+        conn.listening_all.store(true, Ordering::Relaxed);
+    }
+
+    /// Queues `frame` for every connection of `target`; returns how many accepted it.
+    pub fn deliver(&self, target: Target<'_>, frame: &ByteString) -> usize {
+        let recipients: Vec<Arc<ConnHandle>> = match target {
+            Target::Chat(chat) => self.chats.get(chat).map(|c| c.values().cloned().collect()).unwrap_or_default(),
+            Target::Users(users) => self.connections_of(users, false),
+            Target::ListeningUsers(users) => self.connections_of(users, true),
+        };
+        recipients.iter().filter(|c| c.offer(frame)).count()
+    }
+
+    fn connections_of(&self, users: &[UserId], listening_only: bool) -> Vec<Arc<ConnHandle>> {
+        let mut out = Vec::new();
+        for user in users {
+            if let Some(conns) = self.users.get(user) {
+                out.extend(conns.iter().filter(|c| !listening_only || c.is_listening_all()).cloned());
+            }
+        }
+        out
+    }
+
+    /// Users with at least one open connection.
+    pub fn online_users(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Chats with at least one joined connection.
+    pub fn active_chats(&self) -> usize {
+        self.chats.len()
+    }
+
+    pub fn is_online(&self, user: &UserId) -> bool {
+        self.users.contains_key(user)
+    }
+
+    /// Open connections on this node.
+    pub fn connection_count(&self) -> usize {
+        self.users.iter().map(|e| e.value().len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(s: &str) -> UserId {
+        UserId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn chat_frames_reach_only_joined_connections() {
+        let hub = Hub::new();
+        let chat = ChatId::generate();
+        let (a, mut rx_a) = hub.register(user("alice"), 8);
+        let (_b, mut rx_b) = hub.register(user("bob"), 8);
+        assert!(hub.join(&a, &chat));
+        assert!(!hub.join(&a, &chat), "second join is a no-op");
+        assert_eq!(hub.deliver(Target::Chat(&chat), &"hi".into()), 1);
+        assert_eq!(rx_a.try_recv().unwrap(), "hi");
+        assert!(rx_b.try_recv().is_err());
+        assert!(hub.leave(&a, &chat));
+        assert_eq!(hub.deliver(Target::Chat(&chat), &"again".into()), 0);
+        assert_eq!(hub.active_chats(), 0, "empty chat entries are removed");
+    }
+
+    #[test]
+    fn every_device_of_a_user_gets_user_frames_and_listen_all_filters() {
+        let hub = Hub::new();
+        let (phone, mut rx_phone) = hub.register(user("alice"), 8);
+        let (_laptop, mut rx_laptop) = hub.register(user("alice"), 8);
+        let users = [user("alice")];
+        assert_eq!(hub.deliver(Target::Users(&users), &"x".into()), 2);
+        assert_eq!((rx_phone.try_recv().unwrap(), rx_laptop.try_recv().unwrap()), ("x".into(), "x".into()));
+        hub.listen_all(&phone);
+        assert_eq!(hub.deliver(Target::ListeningUsers(&users), &"y".into()), 1);
+        assert_eq!(rx_phone.try_recv().unwrap(), "y");
+        assert!(rx_laptop.try_recv().is_err());
+        assert_eq!(hub.online_users(), 1);
+        assert_eq!(hub.connection_count(), 2);
+    }
+
+    #[test]
+    fn a_full_outbox_kills_only_that_connection() {
+        let hub = Hub::new();
+        let chat = ChatId::generate();
+        let (slow, _rx_slow_never_read) = hub.register(user("slow"), 2);
+        let (fast, mut rx_fast) = hub.register(user("fast"), 16);
+        hub.join(&slow, &chat);
+        hub.join(&fast, &chat);
+        for i in 0..3 {
+            hub.deliver(Target::Chat(&chat), &format!("{i}").into());
+            assert_eq!(rx_fast.try_recv().unwrap(), format!("{i}"));
+        }
+        assert!(slow.killed().is_cancelled());
+        assert_eq!(slow.close_code(), CLOSE_SLOW_CONSUMER);
+        assert!(!fast.killed().is_cancelled());
+    }
+
+    #[test]
+    fn unregister_removes_every_trace() {
+        let hub = Hub::new();
+        let chat = ChatId::generate();
+        let (a, _rx) = hub.register(user("alice"), 8);
+        hub.join(&a, &chat);
+        hub.unregister(&a);
+        assert_eq!((hub.online_users(), hub.active_chats(), hub.connection_count()), (0, 0, 0));
+    }
+}

@@ -1,0 +1,15 @@
+//! Push. `protocol` is the WebSocket contract as types, `hub` the registry of open
+//! connections and their subscriptions, `publisher` the one entry point through which
+//! committed changes become events, `session` the task that owns one socket.
+//!
+//! Nothing here touches the database: what a session needs to know about chats it asks
+//! through the `Gatekeeper` trait, implemented by the routes layer.
+
+pub mod hub;
+pub mod protocol;
+pub mod publisher;
+pub mod session;
+
+pub use hub::{ConnHandle, Hub};
+pub use publisher::{Audience, ChatOrder, Publisher};
+pub use session::{Gatekeeper, SessionConfig};

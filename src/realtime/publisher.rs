@@ -1,0 +1,73 @@
+//! The one entry point through which committed changes become pushed events.
+//! Callers publish only after their transaction committed; a rolled-back write
+//! publishes nothing. A cross-node broker (Redis) will sit behind `publish`: it already
+//! receives everything a remote node would need (audience and encoded frame).
+
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use tokio::sync::{Mutex, MutexGuard};
+
+use super::hub::{Hub, Target};
+use super::protocol::ServerEvent;
+use crate::domain::{ChatId, UserId};
+
+/// Who should receive an event.
+#[derive(Debug, Clone)]
+pub enum Audience {
+    /// Connections joined to the chat.
+    Chat(ChatId),
+    /// Every connection of these users.
+    Users(Vec<UserId>),
+    /// Connections of these users that listen to all their chats.
+    ListeningUsers(Vec<UserId>),
+}
+
+#[derive(Clone)]
+pub struct Publisher {
+    hub: Arc<Hub>,
+}
+
+impl Publisher {
+    pub fn new(hub: Arc<Hub>) -> Self {
+        Self { hub }
+    }
+
+    /// Serialises `event` once and queues the shared bytes for every recipient.
+    /// Never waits: a recipient whose outbox is full is closed as a slow consumer.
+    pub fn publish(&self, audience: &Audience, event: &ServerEvent) -> usize {
+        let frame = event.encode();
+        let target = match audience {
+            Audience::Chat(chat) => Target::Chat(chat),
+            Audience::Users(users) => Target::Users(users),
+            Audience::ListeningUsers(users) => Target::ListeningUsers(users),
+        };
+        self.hub.deliver(target, &frame)
+    }
+}
+
+/// Keeps a chat's events in `seq` order. Two sends into one chat commit one after the
+/// other (the chat row is locked), but without this their publishes could swap. Holding
+/// the chat's stripe from before the transaction until after the publish makes publish
+/// order equal commit order. Striped so memory stays fixed whatever the number of chats;
+/// two chats sharing a stripe only wait for each other.
+pub struct ChatOrder {
+    stripes: Vec<Mutex<()>>,
+    hasher: RandomState,
+}
+
+impl ChatOrder {
+    pub fn new(stripes: usize) -> Self {
+        Self { stripes: (0..stripes.max(1)).map(|_| Mutex::new(())).collect(), hasher: RandomState::new() }
+    }
+
+    pub async fn lock(&self, chat: &ChatId) -> MutexGuard<'_, ()> {
+        let i = self.hasher.hash_one(chat) as usize % self.stripes.len();
+        self.stripes[i].lock().await
+    }
+}
+
+impl Default for ChatOrder {
+    fn default() -> Self {
+        Self::new(1024)
+    }
+}

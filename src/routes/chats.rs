@@ -1,0 +1,97 @@
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::detached;
+use crate::auth::AuthUser;
+use crate::db::models::ChatRow;
+use crate::domain::{ChatId, ChatName, Participants, now_millis};
+use crate::error::ApiError;
+use crate::realtime::Audience;
+use crate::realtime::protocol::{ChatCreated, ServerEvent};
+use crate::state::AppState;
+use crate::views::ChatView;
+
+#[derive(Deserialize)]
+pub struct CreateChat {
+    participants: Vec<String>,
+    name: Option<String>,
+}
+
+/// POST /v1/messaging/chats
+pub async fn create_chat(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<CreateChat>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let members = Participants::parse(&user.id, body.participants)?;
+    let name = body.name.map(ChatName::parse).transpose()?;
+    let now = now_millis();
+    let row = ChatRow {
+        id: ChatId::generate().into_string(),
+        name: name.map(ChatName::into_string),
+        created_by: user.id.to_string(),
+        created_at: now,
+        updated_at: now,
+        last_seq: 0,
+    };
+    let view = detached(async move {
+        let record = state.db.create_chat(row, members.as_slice()).await?;
+        let view = ChatView::from(record);
+        // Same payload for everyone: a new chat has no unread messages.
+        let event = ServerEvent::ChatCreated(ChatCreated { chat: view.clone() });
+        state.publisher.publish(&Audience::Users(members.as_slice().to_vec()), &event);
+        Ok(view)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+#[derive(Deserialize)]
+pub struct ChatListQuery {
+    limit: Option<i64>,
+    before: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChatList {
+    chats: Vec<ChatView>,
+    next_cursor: Option<String>,
+}
+
+/// GET /v1/messaging/chats
+pub async fn list_chats(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: web::Query<ChatListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::Validation("limit must be between 1 and 100".into()));
+    }
+    let cursor = query.before.as_deref().map(parse_cursor).transpose()?;
+    let page = state.db.chats_of(&user.id, limit, cursor).await?;
+    Ok(HttpResponse::Ok().json(ChatList {
+        chats: page.chats.into_iter().map(ChatView::from).collect(),
+        next_cursor: page.next.map(|(at, id)| format!("{at}.{id}")),
+    }))
+}
+
+/// Cursors are `<updated_at millis>.<chat id>` of the last chat of the previous page.
+fn parse_cursor(s: &str) -> Result<(i64, ChatId), ApiError> {
+    s.split_once('.')
+        .and_then(|(at, id)| Some((at.parse().ok()?, ChatId::parse(id)?)))
+        .ok_or_else(|| ApiError::Validation("before is not a cursor returned as nextCursor".into()))
+}
+
+/// GET /v1/messaging/chats/{chat_id}
+pub async fn get_chat(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let chat = ChatId::parse(&path).ok_or_else(ApiError::chat_not_found)?;
+    let record = state.db.chat_for(&user.id, &chat).await?.ok_or_else(ApiError::chat_not_found)?;
+    Ok(HttpResponse::Ok().json(ChatView::from(record)))
+}

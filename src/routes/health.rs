@@ -1,0 +1,21 @@
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::state::AppState;
+
+/// GET /healthz — the process is up.
+pub async fn get_health() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// GET /readyz — the database answers.
+pub async fn get_readiness(state: web::Data<AppState>) -> HttpResponse {
+    match state.db.ping().await {
+        Ok(()) => HttpResponse::Ok().json(json!({"status": "ready", "database": state.db.backend_name()})),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            HttpResponse::ServiceUnavailable()
+                .json(json!({"error": "unavailable", "message": "the database is not reachable"}))
+        }
+    }
+}

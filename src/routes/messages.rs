@@ -1,0 +1,136 @@
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+use super::detached;
+use crate::auth::AuthUser;
+use crate::db::{Cursor, NewMessage, PostOutcome};
+use crate::domain::{Attachments, ChatId, ClientMessageId, MessageContent, MessageId, UserId, now_millis};
+use crate::error::ApiError;
+use crate::realtime::Audience;
+use crate::realtime::protocol::{ChatUpdated, MessageEvent, ServerEvent};
+use crate::state::AppState;
+use crate::views::MessageView;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PostMessage {
+    content: Option<String>,
+    attachments: Option<Vec<Value>>,
+    reply_to: Option<String>,
+    client_message_id: Option<String>,
+}
+
+impl PostMessage {
+    fn parse(self, state: &AppState, chat: ChatId, sender: UserId) -> Result<NewMessage, ApiError> {
+        let limits = &state.settings;
+        let attachments = Attachments::parse(self.attachments.unwrap_or_default(), limits.max_attachments)?;
+        let content = MessageContent::parse(self.content.unwrap_or_default(), limits.max_message_chars, !attachments.is_empty())?;
+        let reply_to = self
+            .reply_to
+            .map(|r| MessageId::parse(&r).ok_or_else(|| ApiError::Validation("replyTo must name a message of this chat".into())))
+            .transpose()?;
+        let client_message_id = self.client_message_id.as_deref().map(ClientMessageId::parse).transpose()?;
+        let attachments_json = serde_json::to_string(attachments.as_slice())
+            .map_err(|e| ApiError::Internal(format!("attachments did not serialise: {e}")))?;
+        Ok(NewMessage {
+            id: MessageId::generate().into_string(),
+            chat_id: chat,
+            sender,
+            content: content.into_string(),
+            attachments_json,
+            reply_to: reply_to.map(MessageId::into_string),
+            client_message_id: client_message_id.map(ClientMessageId::into_string),
+            now: now_millis(),
+        })
+    }
+}
+
+/// POST /v1/messaging/chats/{chat_id}/messages
+pub async fn post_message(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: web::Json<PostMessage>,
+) -> Result<HttpResponse, ApiError> {
+    let chat = ChatId::parse(&path).ok_or_else(ApiError::chat_not_found)?;
+    let new = body.into_inner().parse(&state, chat, user.id)?;
+    let outcome = detached(async move {
+        // Held until the events are queued: publish order = commit order = seq order.
+        let _order = state.order.lock(&new.chat_id).await;
+        let outcome = state.db.post_message(&new).await?;
+        if let PostOutcome::Created { message, members } = &outcome {
+            publish_new_message(&state, &new.chat_id, MessageView::from(message.clone()), members);
+        }
+        Ok(outcome)
+    })
+    .await?;
+    match outcome {
+        PostOutcome::Created { message, .. } => Ok(HttpResponse::Created().json(MessageView::from(message))),
+        PostOutcome::Existing(original) => Ok(HttpResponse::Ok().json(MessageView::from(original))),
+        PostOutcome::NotMember => Err(ApiError::chat_not_found()),
+        PostOutcome::BadReply => Err(ApiError::Validation("replyTo must name a message of this chat".into())),
+    }
+}
+
+/// `new-message` to the chat's joined connections, then `chat-updated` to every member's
+/// listen-all connections, carrying that member's own unread count.
+fn publish_new_message(state: &AppState, chat: &ChatId, message: MessageView, members: &[(String, i64)]) {
+    let seq = message.seq;
+    let event = ServerEvent::NewMessage(MessageEvent { chat_id: chat.to_string(), message: message.clone() });
+    state.publisher.publish(&Audience::Chat(chat.clone()), &event);
+    // Members with the same count share one encoded frame.
+    let mut by_unread: BTreeMap<i64, Vec<UserId>> = BTreeMap::new();
+    for (user, last_read) in members {
+        by_unread.entry((seq - last_read).max(0)).or_default().push(UserId::from_trusted(user.clone()));
+    }
+    for (unread_count, users) in by_unread {
+        let event = ServerEvent::ChatUpdated(ChatUpdated {
+            chat_id: chat.to_string(),
+            last_message: Some(message.clone()),
+            unread_count,
+        });
+        state.publisher.publish(&Audience::ListeningUsers(users), &event);
+    }
+}
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    limit: Option<i64>,
+    before: Option<i64>,
+    after: Option<i64>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct History {
+    messages: Vec<MessageView>,
+    has_more: bool,
+}
+
+/// GET /v1/messaging/chats/{chat_id}/messages
+pub async fn list_messages(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    query: web::Query<HistoryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let chat = ChatId::parse(&path).ok_or_else(ApiError::chat_not_found)?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::Validation("limit must be between 1 and 200".into()));
+    }
+    let cursor = match (query.before, query.after) {
+        (Some(_), Some(_)) => return Err(ApiError::Validation("use at most one of before and after".into())),
+        (Some(b), None) if b >= 0 => Cursor::Before(b),
+        (None, Some(a)) if a >= 0 => Cursor::After(a),
+        (None, None) => Cursor::Newest,
+        _ => return Err(ApiError::Validation("before and after must be non-negative".into())),
+    };
+    let page = state.db.messages_of(&user.id, &chat, cursor, limit).await?.ok_or_else(ApiError::chat_not_found)?;
+    Ok(HttpResponse::Ok().json(History {
+        messages: page.messages.into_iter().map(MessageView::from).collect(),
+        has_more: page.has_more,
+    }))
+}

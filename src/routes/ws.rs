@@ -1,0 +1,69 @@
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::{Auth, token_from_request};
+use crate::db::Db;
+use crate::domain::{ChatId, UserId};
+use crate::error::ApiError;
+use crate::realtime::{Gatekeeper, SessionConfig, session};
+use crate::state::AppState;
+
+/// GET /messaging — the WebSocket. Origin and token are checked before the 101.
+pub async fn open_socket(req: HttpRequest, body: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    check_origin(&req, &state.settings.allowed_origins())?;
+    let token = token_from_request(&req, true)
+        .ok_or_else(|| ApiError::Unauthorized("missing token (?token=, Authorization header or sAccessToken cookie)".into()))?;
+    let verified = state.auth.verify(&token).map_err(ApiError::Unauthorized)?;
+    let (response, ws, stream) =
+        actix_ws::handle(&req, body).map_err(|e| ApiError::Validation(format!("expected a WebSocket upgrade: {e}")))?;
+    let max = state.settings.max_frame_bytes;
+    let stream = stream.max_frame_size(max).aggregate_continuations().max_continuation_size(max);
+    let cfg = SessionConfig {
+        heartbeat: Duration::from_millis(state.settings.heartbeat_interval_ms.max(10)),
+        outbox_capacity: state.settings.outbox_capacity,
+    };
+    let gate = DbGate { db: state.db.clone(), auth: state.auth.clone() };
+    // The stream is !Send, so the session runs on this worker's local task set.
+    actix_web::rt::spawn(session::run(
+        ws,
+        stream,
+        state.hub.clone(),
+        gate,
+        cfg,
+        verified.user,
+        verified.expires_at,
+        state.shutdown.clone(),
+    ));
+    Ok(response)
+}
+
+/// Browsers always send `Origin`; with an allow-list set, only exact matches may open a
+/// socket (cross-site WebSocket hijacking). Clients that send none are not browsers.
+fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
+    let Some(origin) = req.headers().get(header::ORIGIN) else { return Ok(()) };
+    if allowed.is_empty() {
+        return Ok(());
+    }
+    let origin = origin.to_str().unwrap_or("");
+    if allowed.iter().any(|a| a == origin) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!("origin {origin:?} is not allowed")))
+    }
+}
+
+struct DbGate {
+    db: Db,
+    auth: Arc<Auth>,
+}
+
+impl Gatekeeper for DbGate {
+    async fn chat_position(&self, user: &UserId, chat: &ChatId) -> Result<Option<i64>, String> {
+        self.db.chat_position(user, chat).await.map_err(|e| e.to_string())
+    }
+
+    fn verify_token(&self, token: &str) -> Result<(UserId, u64), String> {
+        self.auth.verify(token).map(|v| (v.user, v.expires_at))
+    }
+}

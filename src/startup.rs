@@ -1,0 +1,179 @@
+//! Building and running the application. Tests start this very code on port 0.
+
+use actix_web::dev::{Server, Service};
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{App, HttpServer, web};
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Auth;
+use crate::config::{DatabaseKind, Settings};
+use crate::db::{self, Db};
+use crate::realtime::{ChatOrder, Hub, Publisher};
+use crate::routes;
+use crate::state::AppState;
+
+pub type StartupError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How long sockets get to send their 1001 close frames before the server stops.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Migrates the database, binds the listener and starts the workers.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let settings = Arc::new(settings);
+        let auth = Arc::new(Auth::from_settings(&settings)?);
+        let db = open_database(&settings).await?;
+        let hub = Arc::new(Hub::new());
+        let state = web::Data::new(AppState {
+            db,
+            publisher: Publisher::new(hub.clone()),
+            hub,
+            order: ChatOrder::default(),
+            auth,
+            settings: settings.clone(),
+            shutdown: CancellationToken::new(),
+        });
+        let listener = TcpListener::bind(&settings.bind).map_err(|e| format!("cannot listen on {}: {e}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let app_state = state.clone();
+        let max_body = settings.max_body_bytes;
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
+                .wrap_fn(|req, srv| {
+                    let started = Instant::now();
+                    let method = req.method().clone();
+                    let path = req.path().to_owned();
+                    let call = srv.call(req);
+                    async move {
+                        let res = call.await?;
+                        // The path only: query strings may carry a token.
+                        tracing::info!(
+                            target: "missive::access",
+                            %method,
+                            %path,
+                            route = res.request().match_pattern().as_deref().unwrap_or("-"),
+                            status = res.status().as_u16(),
+                            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+                        );
+                        Ok(res)
+                    }
+                })
+                .configure(|cfg| routes::configure(cfg, max_body))
+        })
+        .listen(listener)?
+        .disable_signals()
+        .shutdown_timeout(2);
+        if let Some(workers) = settings.workers {
+            server = server.workers(workers.max(1));
+        }
+        Ok(Self { port, server: server.run(), state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn describe_auth(&self) -> &str {
+        self.state.auth.describe()
+    }
+
+    pub fn is_dev_auth(&self) -> bool {
+        self.state.auth.is_dev()
+    }
+
+    pub fn database_backend(&self) -> &'static str {
+        self.state.db.backend_name()
+    }
+
+    /// Serves until `stop` resolves, then closes every WebSocket with 1001 and stops.
+    pub async fn run_until_stopped(self, stop: impl Future<Output = ()>) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let mut server = self.server;
+        tokio::select! {
+            result = &mut server => return result,
+            () = stop => {}
+        }
+        tracing::info!("shutting down: closing WebSockets with 1001");
+        self.state.shutdown.cancel();
+        let deadline = Instant::now() + CLOSE_GRACE;
+        while self.state.hub.connection_count() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        handle.stop(true).await;
+        server.await
+    }
+}
+
+async fn open_database(settings: &Settings) -> Result<Db, StartupError> {
+    let (url, postgres) = match settings.database() {
+        DatabaseKind::Postgres(url) => (url, true),
+        DatabaseKind::Sqlite(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            }
+            (path.to_string_lossy().into_owned(), false)
+        }
+    };
+    let applied = db::run_migrations(url.clone(), postgres).await.map_err(|e| format!("migrations failed: {e}"))?;
+    let opts = db::pool::PoolOptions {
+        size: settings.db_pool_size.max(1),
+        timeout: Duration::from_millis(settings.db_timeout_ms),
+        runtime: tokio::runtime::Handle::current(),
+    };
+    let db = db::connect(&url, postgres, opts).await?;
+    let shown = if postgres { redact(&url) } else { url };
+    tracing::info!(backend = db.backend_name(), database = %shown, migrations_applied = applied, "database ready");
+    Ok(db)
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; Ctrl-C only");
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(super::redact("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(super::redact("postgres://h/db"), "postgres://h/db");
+    }
+}

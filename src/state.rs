@@ -1,0 +1,19 @@
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Auth;
+use crate::config::Settings;
+use crate::db::Db;
+use crate::realtime::{ChatOrder, Hub, Publisher};
+
+/// The one cloneable handle every handler gets (as `web::Data<AppState>`).
+pub struct AppState {
+    pub db: Db,
+    pub hub: Arc<Hub>,
+    pub publisher: Publisher,
+    pub order: ChatOrder,
+    pub auth: Arc<Auth>,
+    pub settings: Arc<Settings>,
+    /// Cancelled on SIGTERM / Ctrl-C: every socket closes with 1001.
+    pub shutdown: CancellationToken,
+}
