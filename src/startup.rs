@@ -22,7 +22,7 @@ pub type StartupError = Box<dyn std::error::Error + Send + Sync>;
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 pub struct Application {
-    port: u16,
+    addr: std::net::SocketAddr,
     server: Server,
     state: web::Data<AppState>,
 }
@@ -44,7 +44,7 @@ impl Application {
             shutdown: CancellationToken::new(),
         });
         let listener = TcpListener::bind(&settings.bind).map_err(|e| format!("cannot listen on {}: {e}", settings.bind))?;
-        let port = listener.local_addr()?.port();
+        let addr = listener.local_addr()?;
         let app_state = state.clone();
         let max_body = settings.max_body_bytes;
         let mut server = HttpServer::new(move || {
@@ -78,11 +78,15 @@ impl Application {
         if let Some(workers) = settings.workers {
             server = server.workers(workers.max(1));
         }
-        Ok(Self { port, server: server.run(), state })
+        Ok(Self { addr, server: server.run(), state })
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.addr.port()
+    }
+
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.addr
     }
 
     pub fn describe_auth(&self) -> &str {
@@ -111,8 +115,9 @@ impl Application {
         while self.state.hub.connection_count() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        handle.stop(true).await;
-        server.await
+        // The server handles the stop command only while it is polled: drive both.
+        let ((), result) = tokio::join!(handle.stop(true), server);
+        result
     }
 }
 

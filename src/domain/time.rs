@@ -24,6 +24,6 @@ mod tests {
     #[test]
     fn formats_with_milliseconds_and_z() {
         assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339_millis(1_795_860_000_123), "2026-11-28T09:20:00.123Z");
+        assert_eq!(rfc3339_millis(1_795_860_000_123), "2026-11-28T10:00:00.123Z");
     }
 }

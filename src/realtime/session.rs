@@ -99,6 +99,9 @@ impl<G: Gatekeeper> Session<G> {
                 _ = shutdown.cancelled() => return Err(closing(CloseCode::Away, "server shutting down")),
                 _ = self.conn.killed().cancelled() => return Err(closing(self.conn.close_code(), "slow consumer")),
                 _ = &mut expiry => return Err(closing(CLOSE_TOKEN_EXPIRED, "token expired")),
+                // Queued events go out before the next client frame is read, so a reply
+                // never overtakes an event that was committed before the frame arrived.
+                Some(frame) = rx.recv() => self.send(frame).await?,
                 msg = stream.recv() => {
                     self.last_seen = Instant::now();
                     let before = self.expires_at;
@@ -107,7 +110,6 @@ impl<G: Gatekeeper> Session<G> {
                         expiry.as_mut().reset(instant_of_unix(self.expires_at));
                     }
                 }
-                Some(frame) = rx.recv() => self.send(frame).await?,
                 _ = ticks.tick() => {
                     if self.last_seen.elapsed() >= period * 3 {
                         return Err(closing(CloseCode::Away, "heartbeat timeout"));

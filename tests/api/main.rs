@@ -1,1 +1,11 @@
+//! One integration-test binary: a real server per test on an ephemeral port, a real
+//! database (SQLite file or fresh PostgreSQL database), real HTTP and WebSocket clients.
 
+mod helpers;
+
+mod auth;
+mod chats;
+mod concurrency;
+mod lifecycle;
+mod messages;
+mod websocket;

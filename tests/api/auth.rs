@@ -1,0 +1,2 @@
+use crate::helpers::Backend;
+crate::both_backends!();
