@@ -86,11 +86,9 @@ pub enum DatabaseKind {
 
 impl Settings {
     /// Reads every source. `overrides` are the command-line flags that were given.
-    pub fn load(config_file: Option<&Path>, overrides: impl Serialize) -> Result<Self, figment::Error> {
+    pub fn load(config_file: Option<&Path>, overrides: impl Serialize) -> Result<Self, Box<figment::Error>> {
         let mut fig = Figment::from(Serialized::defaults(Settings::default()));
-        let file = config_file
-            .map(Path::to_path_buf)
-            .or_else(|| std::env::var_os("MISSIVE_CONFIG").map(PathBuf::from));
+        let file = config_file.map(Path::to_path_buf).or_else(|| std::env::var_os("MISSIVE_CONFIG").map(PathBuf::from));
         if let Some(file) = file {
             fig = fig.merge(Toml::file_exact(file));
         }
@@ -98,6 +96,7 @@ impl Settings {
             .merge(Env::prefixed("MISSIVE_").ignore(&["CONFIG"]))
             .merge(Serialized::defaults(overrides))
             .extract()
+            .map_err(Box::new)
     }
 
     pub fn database(&self) -> DatabaseKind {

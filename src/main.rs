@@ -84,12 +84,18 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 async fn serve(settings: Settings) -> Result<(), String> {
     missive::telemetry::init(&settings.log_format);
     let app = Application::build(settings).await.map_err(|e| e.to_string())?;
-    let addr = app.local_addr();
-    tracing::info!("missive {} listening on http://{addr} (WebSocket at ws://{addr}/messaging)", env!("CARGO_PKG_VERSION"));
-    tracing::info!(backend = app.database_backend(), auth = app.describe_auth(), "ready");
+    tracing::info!(backend = app.database_backend(), auth = app.describe_auth(), "configured");
     if app.is_dev_auth() {
-        tracing::warn!("DEV AUTH: tokens are signed with a generated secret. Mint one with `missive token <user>`. Set MISSIVE_JWT_SECRET or MISSIVE_JWT_PUBLIC_KEY in production.");
+        tracing::warn!(
+            "DEV AUTH: tokens are signed with a generated secret; mint one with `missive token <user>`. \
+             Set MISSIVE_JWT_SECRET or MISSIVE_JWT_PUBLIC_KEY in production."
+        );
     }
+    let addr = app.local_addr();
+    tracing::info!(
+        "missive {} listening on http://{addr} (WebSocket at ws://{addr}/messaging)",
+        env!("CARGO_PKG_VERSION")
+    );
     app.run_until_stopped(shutdown_signal()).await.map_err(|e| e.to_string())?;
     tracing::info!("stopped");
     Ok(())

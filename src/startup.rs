@@ -43,7 +43,8 @@ impl Application {
             settings: settings.clone(),
             shutdown: CancellationToken::new(),
         });
-        let listener = TcpListener::bind(&settings.bind).map_err(|e| format!("cannot listen on {}: {e}", settings.bind))?;
+        let listener =
+            TcpListener::bind(&settings.bind).map_err(|e| format!("cannot listen on {}: {e}", settings.bind))?;
         let addr = listener.local_addr()?;
         let app_state = state.clone();
         let max_body = settings.max_body_bytes;

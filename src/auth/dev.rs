@@ -28,7 +28,10 @@ pub fn load_or_create(path: &Path) -> io::Result<String> {
             }
             let secret = fs::read_to_string(path)?.trim().to_owned();
             if secret.len() < 32 {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "secret shorter than 32 bytes; delete the file"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "secret shorter than 32 bytes; delete the file",
+                ));
             }
             Ok(secret)
         }

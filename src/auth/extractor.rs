@@ -48,8 +48,9 @@ fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal("AppState missing from app data".into()))?;
-    let token = token_from_request(req, false)
-        .ok_or_else(|| ApiError::Unauthorized("missing bearer token (Authorization header or sAccessToken cookie)".into()))?;
+    let token = token_from_request(req, false).ok_or_else(|| {
+        ApiError::Unauthorized("missing bearer token (Authorization header or sAccessToken cookie)".into())
+    })?;
     let verified = state.auth.verify(&token).map_err(ApiError::Unauthorized)?;
     Ok(AuthUser { id: verified.user })
 }

@@ -117,7 +117,8 @@ impl Auth {
     /// Checks signature, algorithm, `exp` and the configured `iss` / `aud`; the user is
     /// `sub`, or `userId` when `sub` is absent.
     pub fn verify(&self, token: &str) -> Result<Verified, String> {
-        let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| format!("invalid token: {e}"))?;
+        let data =
+            decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| format!("invalid token: {e}"))?;
         let raw = data
             .claims
             .sub

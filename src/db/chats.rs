@@ -60,7 +60,12 @@ impl Db {
     pub async fn create_chat(&self, chat: ChatRow, members: &[UserId]) -> Result<ChatRecord, DbError> {
         let rows: Vec<MemberRow> = members
             .iter()
-            .map(|u| MemberRow { chat_id: chat.id.clone(), user_id: u.to_string(), last_read_seq: 0, joined_at: chat.created_at })
+            .map(|u| MemberRow {
+                chat_id: chat.id.clone(),
+                user_id: u.to_string(),
+                last_read_seq: 0,
+                joined_at: chat.created_at,
+            })
             .collect();
         with_conn!(self, true, |conn| {
             conn.transaction::<_, DbError, _>(async |c| {
@@ -94,7 +99,12 @@ impl Db {
     }
 
     /// `viewer`'s chats by latest activity, `limit` at a time, after `cursor`.
-    pub async fn chats_of(&self, viewer: &UserId, limit: i64, cursor: Option<(Millis, ChatId)>) -> Result<ChatPage, DbError> {
+    pub async fn chats_of(
+        &self,
+        viewer: &UserId,
+        limit: i64,
+        cursor: Option<(Millis, ChatId)>,
+    ) -> Result<ChatPage, DbError> {
         with_conn!(self, false, |conn| {
             let mut query = chats::table
                 .inner_join(chat_members::table)

@@ -22,7 +22,10 @@ pub struct NewMessage {
 pub enum PostOutcome {
     /// Written with the next `seq`; `members` are every participant with their read
     /// marker after the write (the sender's moved to this message).
-    Created { message: MessageRow, members: Vec<(String, i64)> },
+    Created {
+        message: MessageRow,
+        members: Vec<(String, i64)>,
+    },
     /// The same sender already sent this `clientMessageId` in this chat.
     Existing(MessageRow),
     NotMember,
@@ -33,7 +36,7 @@ pub enum PostOutcome {
 /// Ends the transaction early; every variant but `Db` is an expected outcome.
 enum Abort {
     Db(DbError),
-    Outcome(PostOutcome),
+    Outcome(Box<PostOutcome>),
 }
 
 impl From<diesel::result::Error> for Abort {
@@ -70,7 +73,7 @@ impl Db {
                     .await
                     .optional()?;
                 if member.is_none() {
-                    return Err(Abort::Outcome(PostOutcome::NotMember));
+                    return Err(Abort::Outcome(Box::new(PostOutcome::NotMember)));
                 }
                 let seq: i64 = diesel::update(chats::table.find(m.chat_id.as_str()))
                     .set((chats::last_seq.eq(chats::last_seq + 1), chats::updated_at.eq(m.now)))
@@ -87,7 +90,7 @@ impl Db {
                         .await
                         .optional()?;
                     if let Some(original) = existing {
-                        return Err(Abort::Outcome(PostOutcome::Existing(original)));
+                        return Err(Abort::Outcome(Box::new(PostOutcome::Existing(original))));
                     }
                 }
                 if let Some(reply_to) = &m.reply_to {
@@ -98,7 +101,7 @@ impl Db {
                         .get_result(c)
                         .await?;
                     if found == 0 {
-                        return Err(Abort::Outcome(PostOutcome::BadReply));
+                        return Err(Abort::Outcome(Box::new(PostOutcome::BadReply)));
                     }
                 }
                 let row = MessageRow {
@@ -129,13 +132,20 @@ impl Db {
             .await
         });
         match result {
-            Ok(outcome) | Err(Abort::Outcome(outcome)) => Ok(outcome),
+            Ok(outcome) => Ok(outcome),
+            Err(Abort::Outcome(outcome)) => Ok(*outcome),
             Err(Abort::Db(e)) => Err(e),
         }
     }
 
     /// A page of history in ascending `seq`, or `None` when `viewer` is not in the chat.
-    pub async fn messages_of(&self, viewer: &UserId, chat: &ChatId, cursor: Cursor, limit: i64) -> Result<Option<MessagePage>, DbError> {
+    pub async fn messages_of(
+        &self,
+        viewer: &UserId,
+        chat: &ChatId,
+        cursor: Cursor,
+        limit: i64,
+    ) -> Result<Option<MessagePage>, DbError> {
         with_conn!(self, false, |conn| {
             let member = chat_members::table
                 .find((chat.as_str(), viewer.as_str()))

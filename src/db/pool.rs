@@ -1,10 +1,10 @@
-use diesel::{ConnectionError, ConnectionResult};
 use deadpool::managed::{Manager, PoolError};
+use diesel::SqliteConnection;
+use diesel::{ConnectionError, ConnectionResult};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
-use diesel::SqliteConnection;
 use futures_util::FutureExt;
 use std::time::Duration;
 use tokio::runtime::Handle;
@@ -20,7 +20,10 @@ pub enum Db {
     Postgres(Pool<PgConn>),
     /// SQLite allows one writer at a time; a single writer connection queues writes in
     /// process (no SQLITE_BUSY) while readers proceed in parallel under WAL.
-    Sqlite { writer: Pool<SqliteConn>, readers: Pool<SqliteConn> },
+    Sqlite {
+        writer: Pool<SqliteConn>,
+        readers: Pool<SqliteConn>,
+    },
 }
 
 /// Per-connection SQLite settings (they do not persist in the file, except WAL).

@@ -26,10 +26,7 @@ impl Attachments {
     /// and normalises both to objects.
     pub fn parse(raw: Vec<Value>, max_count: usize) -> Result<Self, Invalid> {
         if raw.len() > max_count {
-            return Err(Invalid::new(format!(
-                "a message has at most {max_count} attachments, got {}",
-                raw.len()
-            )));
+            return Err(Invalid::new(format!("a message has at most {max_count} attachments, got {}", raw.len())));
         }
         raw.into_iter()
             .enumerate()

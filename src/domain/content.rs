@@ -16,9 +16,7 @@ impl MessageContent {
         }
         let len = s.chars().count();
         if len > max_chars {
-            return Err(Invalid::new(format!(
-                "content is {len} characters long; the limit is {max_chars}"
-            )));
+            return Err(Invalid::new(format!("content is {len} characters long; the limit is {max_chars}")));
         }
         Ok(Self(s))
     }
@@ -65,10 +63,7 @@ impl Participants {
             }
         }
         if users.len() > Self::MAX {
-            return Err(Invalid::new(format!(
-                "a chat has at most {} participants",
-                Self::MAX
-            )));
+            return Err(Invalid::new(format!("a chat has at most {} participants", Self::MAX)));
         }
         Ok(Self(users))
     }

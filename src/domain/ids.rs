@@ -53,15 +53,11 @@ string_id!(
 impl UserId {
     pub fn parse(s: &str) -> Result<Self, Invalid> {
         let ok_len = (1..=128).contains(&s.len());
-        let ok_chars = s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._@:-".contains(&b));
+        let ok_chars = s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._@:-".contains(&b));
         if ok_len && ok_chars {
             Ok(Self(s.to_owned()))
         } else {
-            Err(Invalid::new(format!(
-                "invalid user id {s:?}: expected 1-128 characters of [A-Za-z0-9._@:-]"
-            )))
+            Err(Invalid::new(format!("invalid user id {s:?}: expected 1-128 characters of [A-Za-z0-9._@:-]")))
         }
     }
 }
@@ -72,9 +68,8 @@ fn prefixed_uuid(prefix: &str) -> String {
 
 /// True when `s` is `prefix` followed by exactly 32 lowercase hex digits.
 fn has_id_shape(s: &str, prefix: &str) -> bool {
-    s.strip_prefix(prefix).is_some_and(|hex| {
-        hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
+    s.strip_prefix(prefix)
+        .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
 }
 
 impl ChatId {
@@ -103,9 +98,7 @@ impl ClientMessageId {
         if (1..=128).contains(&len) && !s.chars().any(char::is_control) {
             Ok(Self(s.to_owned()))
         } else {
-            Err(Invalid::new(
-                "clientMessageId must be 1-128 characters without control characters",
-            ))
+            Err(Invalid::new("clientMessageId must be 1-128 characters without control characters"))
         }
     }
 }

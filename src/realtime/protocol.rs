@@ -13,26 +13,26 @@ use crate::views::{ChatView, MessageView};
 #[serde(tag = "event", content = "data", rename_all = "kebab-case")]
 pub enum ClientCommand {
     #[serde(rename_all = "camelCase")]
-    JoinChat { chat_id: String, last_seq: Option<i64> },
+    JoinChat {
+        chat_id: String,
+        last_seq: Option<i64>,
+    },
     #[serde(rename_all = "camelCase")]
-    LeaveChat { chat_id: String },
+    LeaveChat {
+        chat_id: String,
+    },
     ListenAllChats {},
     LeaveAllChats {},
     DebugStatus {},
-    RefreshToken { token: String },
+    RefreshToken {
+        token: String,
+    },
     Ping {},
 }
 
 impl ClientCommand {
-    pub const EVENTS: [&'static str; 7] = [
-        "join-chat",
-        "leave-chat",
-        "listen-all-chats",
-        "leave-all-chats",
-        "debug-status",
-        "refresh-token",
-        "ping",
-    ];
+    pub const EVENTS: [&'static str; 7] =
+        ["join-chat", "leave-chat", "listen-all-chats", "leave-all-chats", "debug-status", "refresh-token", "ping"];
 }
 
 /// A parsed client frame with its optional correlation tag.
@@ -230,7 +230,8 @@ mod tests {
 
     #[test]
     fn parses_every_client_event() {
-        let f = ClientFrame::parse(r#"{"event":"join-chat","data":{"chatId":"chat_1","lastSeq":4},"ref":"r1"}"#).unwrap();
+        let f =
+            ClientFrame::parse(r#"{"event":"join-chat","data":{"chatId":"chat_1","lastSeq":4},"ref":"r1"}"#).unwrap();
         assert_eq!(f.command, ClientCommand::JoinChat { chat_id: "chat_1".into(), last_seq: Some(4) });
         assert_eq!(f.reference.as_deref(), Some("r1"));
         for (text, cmd) in [

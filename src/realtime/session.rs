@@ -66,7 +66,8 @@ pub async fn run<G: Gatekeeper>(
 ) {
     let (conn, mut rx) = hub.register(user, cfg.outbox_capacity);
     tracing::info!(conn = conn.id, user = %conn.user, "websocket connected");
-    let mut session = Session { ws, conn: conn.clone(), hub: hub.clone(), gate, cfg, expires_at, last_seen: Instant::now() };
+    let mut session =
+        Session { ws, conn: conn.clone(), hub: hub.clone(), gate, cfg, expires_at, last_seen: Instant::now() };
     let Err(ending) = session.drive(&mut stream, &mut rx, &shutdown).await;
     hub.unregister(&conn);
     let code = ending.as_ref().map(|r| u16::from(r.code));
@@ -194,7 +195,9 @@ impl<G: Gatekeeper> Session<G> {
 
     async fn join(&mut self, chat_id: String) -> ServerEvent {
         let event = Some("join-chat".to_owned());
-        let not_found = || ServerEvent::Error(ErrorData { code: "not_found", message: "chat not found".into(), event: event.clone() });
+        let not_found = || {
+            ServerEvent::Error(ErrorData { code: "not_found", message: "chat not found".into(), event: event.clone() })
+        };
         let Some(chat) = ChatId::parse(&chat_id) else { return not_found() };
         match self.gate.chat_position(&self.conn.user, &chat).await {
             Ok(None) => not_found(),

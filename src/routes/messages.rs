@@ -26,10 +26,14 @@ impl PostMessage {
     fn parse(self, state: &AppState, chat: ChatId, sender: UserId) -> Result<NewMessage, ApiError> {
         let limits = &state.settings;
         let attachments = Attachments::parse(self.attachments.unwrap_or_default(), limits.max_attachments)?;
-        let content = MessageContent::parse(self.content.unwrap_or_default(), limits.max_message_chars, !attachments.is_empty())?;
+        let content =
+            MessageContent::parse(self.content.unwrap_or_default(), limits.max_message_chars, !attachments.is_empty())?;
         let reply_to = self
             .reply_to
-            .map(|r| MessageId::parse(&r).ok_or_else(|| ApiError::Validation("replyTo must name a message of this chat".into())))
+            .map(|r| {
+                MessageId::parse(&r)
+                    .ok_or_else(|| ApiError::Validation("replyTo must name a message of this chat".into()))
+            })
             .transpose()?;
         let client_message_id = self.client_message_id.as_deref().map(ClientMessageId::parse).transpose()?;
         let attachments_json = serde_json::to_string(attachments.as_slice())

@@ -10,10 +10,15 @@ use crate::realtime::{Gatekeeper, SessionConfig, session};
 use crate::state::AppState;
 
 /// GET /messaging — the WebSocket. Origin and token are checked before the 101.
-pub async fn open_socket(req: HttpRequest, body: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn open_socket(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     check_origin(&req, &state.settings.allowed_origins())?;
-    let token = token_from_request(&req, true)
-        .ok_or_else(|| ApiError::Unauthorized("missing token (?token=, Authorization header or sAccessToken cookie)".into()))?;
+    let token = token_from_request(&req, true).ok_or_else(|| {
+        ApiError::Unauthorized("missing token (?token=, Authorization header or sAccessToken cookie)".into())
+    })?;
     let verified = state.auth.verify(&token).map_err(ApiError::Unauthorized)?;
     let (response, ws, stream) =
         actix_ws::handle(&req, body).map_err(|e| ApiError::Validation(format!("expected a WebSocket upgrade: {e}")))?;

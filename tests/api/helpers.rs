@@ -199,14 +199,16 @@ impl TestApp {
 
     /// Creates a chat as `creator` and returns its id.
     pub async fn create_chat(&self, creator: &str, others: &[&str]) -> String {
-        let (status, body) = self.post("/v1/messaging/chats", creator, json!({"participants": others, "name": "test"})).await;
+        let (status, body) =
+            self.post("/v1/messaging/chats", creator, json!({"participants": others, "name": "test"})).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body["id"].as_str().expect("chat id").to_owned()
     }
 
     /// Posts `content` as `user` and returns the message.
     pub async fn send(&self, user: &str, chat: &str, content: &str) -> Value {
-        let (status, body) = self.post(&format!("/v1/messaging/chats/{chat}/messages"), user, json!({"content": content})).await;
+        let (status, body) =
+            self.post(&format!("/v1/messaging/chats/{chat}/messages"), user, json!({"content": content})).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
     }
@@ -261,7 +263,9 @@ impl WsClient {
             match frame {
                 None => return Incoming::Closed(None),
                 Some(Err(e)) => panic!("websocket protocol error: {e}"),
-                Some(Ok(Frame::Text(bytes))) => return Incoming::Event(serde_json::from_slice(&bytes).expect("JSON frame")),
+                Some(Ok(Frame::Text(bytes))) => {
+                    return Incoming::Event(serde_json::from_slice(&bytes).expect("JSON frame"));
+                }
                 Some(Ok(Frame::Ping(p))) => {
                     let _ = self.framed.send(ws::Message::Pong(p)).await;
                 }
@@ -314,4 +318,14 @@ impl WsClient {
         self.send_json(json!({"event": "listen-all-chats", "data": {}})).await;
         self.expect("listening-all-chats").await;
     }
+}
+
+/// Opens a WebSocket to any URL (for servers not started by `spawn_app`) and reads the greeting.
+pub async fn connect_ws(url: &str) -> WsClient {
+    let client = awc::Client::builder().timeout(WAIT).finish();
+    let (_res, framed) =
+        tokio::time::timeout(WAIT, client.ws(url).connect()).await.expect("upgrade in time").expect("upgrade");
+    let mut ws = WsClient { framed };
+    ws.expect("connected").await;
+    ws
 }

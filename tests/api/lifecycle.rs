@@ -1,2 +1,152 @@
-use crate::helpers::Backend;
-crate::both_backends!();
+//! The `missive` binary as a user runs it: first start in dev auth, `missive token`,
+//! `missive migrate`, and SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::helpers::{WAIT, connect_ws};
+
+const BIN: &str = env!("CARGO_BIN_EXE_missive");
+
+/// A `missive` process with every MISSIVE_* variable of the caller removed.
+fn missive(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("MISSIVE_") || key == "DATABASE_URL" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("MISSIVE_DATA_DIR", data_dir).env("RUST_LOG", "info").env("NO_COLOR", "1");
+    cmd
+}
+
+struct Server {
+    pid: u32,
+    addr: String,
+    /// Log lines up to and including the "listening on" line.
+    startup_log: Vec<String>,
+    exited: mpsc::Receiver<std::process::ExitStatus>,
+    reaped: std::cell::Cell<bool>,
+}
+
+/// Starts `missive` (serve) on an ephemeral port and waits for its "listening" line.
+fn start(data_dir: &Path) -> Server {
+    let mut child: Child = missive(data_dir)
+        .env("MISSIVE_BIND", "127.0.0.1:0")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start missive");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (lines_tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut startup_log = Vec::new();
+    let addr = loop {
+        let line = lines.recv_timeout(Duration::from_secs(30)).expect("a log line while starting");
+        startup_log.push(line.clone());
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().expect("address").to_owned();
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || while lines.recv().is_ok() {});
+    let pid = child.id();
+    let (exit_tx, exited) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = exit_tx.send(child.wait().expect("wait for missive"));
+    });
+    Server { pid, addr, startup_log, exited, reaped: false.into() }
+}
+
+impl Server {
+    fn sigterm_and_wait(&self, limit: Duration) -> (std::process::ExitStatus, Duration) {
+        let started = Instant::now();
+        let sent = Command::new("kill").args(["-TERM", &self.pid.to_string()]).status().expect("kill");
+        assert!(sent.success());
+        let exit = self.exited.recv_timeout(limit).expect("missive exits in time after SIGTERM");
+        self.reaped.set(true);
+        (exit, started.elapsed())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // A failed test must not leave a server running.
+        if !self.reaped.get() && self.exited.try_recv().is_err() {
+            let _ = Command::new("kill").args(["-KILL", &self.pid.to_string()]).status();
+        }
+    }
+}
+
+fn token_for(data_dir: &Path, user: &str) -> String {
+    let out = missive(data_dir).args(["token", user]).output().expect("missive token");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+}
+
+#[actix_web::test]
+async fn first_start_migrates_sqlite_uses_dev_auth_and_accepts_a_cli_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let log = server.startup_log.join("\n");
+    assert!(log.contains("sqlite"), "startup log names the database:\n{log}");
+    assert!(log.contains("DEV AUTH"), "startup log warns about dev auth:\n{log}");
+    assert!(dir.path().join("missive.db").exists(), "SQLite file created in the data directory");
+    let secret = dir.path().join("dev-jwt-secret");
+    assert_eq!(std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777, 0o600);
+
+    let token = token_for(dir.path(), "alice");
+    let client = awc::Client::builder().timeout(WAIT).finish();
+    let res =
+        client.get(format!("http://{}/v1/messaging/chats", server.addr)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), 200, "the CLI token is accepted by the running server");
+    let res =
+        client.get(format!("http://{}/v1/messaging/chats", server.addr)).bearer_auth("nope").send().await.unwrap();
+    assert_eq!(res.status(), 401);
+
+    let (status, _) = server.sigterm_and_wait(Duration::from_secs(5));
+    assert!(status.success(), "clean exit: {status:?}");
+}
+
+#[actix_web::test]
+async fn sigterm_closes_websockets_with_1001_and_exits_within_5_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let token = token_for(dir.path(), "alice");
+    let mut first = connect_ws(&format!("ws://{}/messaging?token={token}", server.addr)).await;
+    let mut second = connect_ws(&format!("ws://{}/messaging?token={token}", server.addr)).await;
+    let (status, took) = server.sigterm_and_wait(Duration::from_secs(5));
+    assert_eq!(first.expect_close().await, Some(1001));
+    assert_eq!(second.expect_close().await, Some(1001));
+    assert!(status.success(), "clean exit: {status:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+#[test]
+fn migrate_applies_pending_migrations_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        let out = missive(dir.path()).arg("migrate").output().expect("missive migrate");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(run().contains("applied 1 migration"), "first run applies the migration");
+    assert!(run().contains("applied 0 migration"), "second run has nothing to do");
+    assert!(dir.path().join("missive.db").exists());
+}
+
+#[test]
+fn token_command_rejects_an_invalid_user_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = missive(dir.path()).args(["token", "not valid"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid user id"));
+}
