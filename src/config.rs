@@ -35,6 +35,8 @@ pub struct Settings {
     pub workers: Option<usize>,
     /// Server ping interval; a connection silent for three intervals is closed.
     pub heartbeat_interval_ms: u64,
+    /// A typing indicator lapses (server pushes `isTyping: false`) after this much quiet.
+    pub typing_timeout_ms: u64,
     /// Events queued per connection before it counts as a slow consumer (closed with 4009).
     pub outbox_capacity: usize,
     /// Largest WebSocket frame accepted from a client (close 1009 above it).
@@ -65,6 +67,7 @@ impl Default for Settings {
             log_format: "text".into(),
             workers: None,
             heartbeat_interval_ms: 20_000,
+            typing_timeout_ms: 6_000,
             outbox_capacity: 1024,
             max_frame_bytes: 64 * 1024,
             max_body_bytes: 256 * 1024,

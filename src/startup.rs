@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Auth;
 use crate::config::{DatabaseKind, Settings};
 use crate::db::{self, Db};
-use crate::realtime::{ChatOrder, Hub, Publisher};
+use crate::realtime::{ChatOrder, Hub, Publisher, Typing};
 use crate::routes;
 use crate::state::AppState;
 
@@ -34,11 +34,14 @@ impl Application {
         let auth = Arc::new(Auth::from_settings(&settings)?);
         let db = open_database(&settings).await?;
         let hub = Arc::new(Hub::new());
+        let publisher = Publisher::new(hub.clone());
+        let typing = Typing::new(publisher.clone(), Duration::from_millis(settings.typing_timeout_ms));
         let state = web::Data::new(AppState {
             db,
-            publisher: Publisher::new(hub.clone()),
+            publisher,
             hub,
             order: ChatOrder::default(),
+            typing,
             auth,
             settings: settings.clone(),
             shutdown: CancellationToken::new(),

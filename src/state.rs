@@ -4,7 +4,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Auth;
 use crate::config::Settings;
 use crate::db::Db;
-use crate::realtime::{ChatOrder, Hub, Publisher};
+use crate::realtime::{ChatOrder, Hub, Publisher, Typing};
 
 /// The one cloneable handle every handler gets (as `web::Data<AppState>`).
 pub struct AppState {
@@ -12,6 +12,7 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub publisher: Publisher,
     pub order: ChatOrder,
+    pub typing: Arc<Typing>,
     pub auth: Arc<Auth>,
     pub settings: Arc<Settings>,
     /// Cancelled on SIGTERM / Ctrl-C: every socket closes with 1001.

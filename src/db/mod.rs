@@ -4,6 +4,8 @@
 //! connection. Handlers own transactions; this module never publishes events.
 
 mod chats;
+mod edits;
+mod members;
 mod messages;
 mod migrate;
 pub mod models;
@@ -11,6 +13,8 @@ pub mod pool;
 pub mod schema;
 
 pub use chats::ChatPage;
+pub use edits::{Change, ChangeOutcome};
+pub use members::{ReadOutcome, ReadState, ReadUpTo, RemoveOutcome};
 pub use messages::{Cursor, MessagePage, NewMessage, PostOutcome};
 pub use migrate::run_migrations;
 pub use pool::{Db, PgConn, SqliteConn, connect};

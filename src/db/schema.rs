@@ -39,3 +39,12 @@ diesel::table! {
 diesel::joinable!(chat_members -> chats (chat_id));
 diesel::joinable!(messages -> chats (chat_id));
 diesel::allow_tables_to_appear_in_same_query!(chats, chat_members, messages);
+
+diesel::table! {
+    user_presence (user_id) {
+        user_id -> Text,
+        last_seen -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(chat_members, user_presence);

@@ -76,6 +76,8 @@ impl ConnHandle {
 pub enum Target<'a> {
     /// Connections that joined the chat.
     Chat(&'a ChatId),
+    /// Connections that joined the chat, except those of one user.
+    ChatExcept(&'a ChatId, &'a UserId),
     /// Every connection of these users.
     Users(&'a [UserId]),
     /// Connections of these users that sent `listen-all-chats`.
@@ -94,8 +96,9 @@ impl Hub {
         Self::default()
     }
 
-    /// Adds a connection with an outbox of `capacity` frames.
-    pub fn register(&self, user: UserId, capacity: usize) -> (Arc<ConnHandle>, mpsc::Receiver<ByteString>) {
+    /// Adds a connection with an outbox of `capacity` frames. The flag is true when it is
+    /// the user's first open connection (the user just came online).
+    pub fn register(&self, user: UserId, capacity: usize) -> (Arc<ConnHandle>, mpsc::Receiver<ByteString>, bool) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let conn = Arc::new(ConnHandle {
             id: self.next_id.fetch_add(1, Ordering::Relaxed) + 1,
@@ -106,17 +109,22 @@ impl Hub {
             kill: CancellationToken::new(),
             close_code: AtomicU16::new(0),
         });
-        self.users.entry(user).or_default().push(conn.clone());
-        (conn, rx)
+        let mut conns = self.users.entry(user).or_default();
+        let first = conns.is_empty();
+        conns.push(conn.clone());
+        (conn, rx, first)
     }
 
-    /// Removes a connection and all its subscriptions.
-    pub fn unregister(&self, conn: &ConnHandle) {
+    /// Removes a connection and all its subscriptions. True when it was the user's last
+    /// open connection (the user just went offline).
+    pub fn unregister(&self, conn: &ConnHandle) -> bool {
         self.leave_all(conn);
-        self.users.remove_if_mut(&conn.user, |_, conns| {
-            conns.retain(|c| c.id != conn.id);
-            conns.is_empty()
-        });
+        self.users
+            .remove_if_mut(&conn.user, |_, conns| {
+                conns.retain(|c| c.id != conn.id);
+                conns.is_empty()
+            })
+            .is_some()
     }
 
     /// Subscribes to a chat's events; false when already joined.
@@ -152,6 +160,24 @@ impl Hub {
         }
     }
 
+    /// Unsubscribes every connection of `user` from `chat` (the user left or was removed).
+    pub fn evict(&self, chat: &ChatId, user: &UserId) {
+        let mut evicted = Vec::new();
+        self.chats.remove_if_mut(chat, |_, conns| {
+            conns.retain(|_, c| {
+                let keep = c.user != *user;
+                if !keep {
+                    evicted.push(c.clone());
+                }
+                keep
+            });
+            conns.is_empty()
+        });
+        for conn in evicted {
+            conn.joined_lock().remove(chat);
+        }
+    }
+
     pub fn listen_all(&self, conn: &ConnHandle) {
         conn.listening_all.store(true, Ordering::Relaxed);
     }
@@ -160,6 +186,11 @@ impl Hub {
     pub fn deliver(&self, target: Target<'_>, frame: &ByteString) -> usize {
         let recipients: Vec<Arc<ConnHandle>> = match target {
             Target::Chat(chat) => self.chats.get(chat).map(|c| c.values().cloned().collect()).unwrap_or_default(),
+            Target::ChatExcept(chat, user) => self
+                .chats
+                .get(chat)
+                .map(|c| c.values().filter(|c| c.user != *user).cloned().collect())
+                .unwrap_or_default(),
             Target::Users(users) => self.connections_of(users, false),
             Target::ListeningUsers(users) => self.connections_of(users, true),
         };
@@ -208,8 +239,8 @@ mod tests {
     fn chat_frames_reach_only_joined_connections() {
         let hub = Hub::new();
         let chat = ChatId::generate();
-        let (a, mut rx_a) = hub.register(user("alice"), 8);
-        let (_b, mut rx_b) = hub.register(user("bob"), 8);
+        let (a, mut rx_a, _) = hub.register(user("alice"), 8);
+        let (_b, mut rx_b, _) = hub.register(user("bob"), 8);
         assert!(hub.join(&a, &chat));
         assert!(!hub.join(&a, &chat), "second join is a no-op");
         assert_eq!(hub.deliver(Target::Chat(&chat), &"hi".into()), 1);
@@ -223,8 +254,9 @@ mod tests {
     #[test]
     fn every_device_of_a_user_gets_user_frames_and_listen_all_filters() {
         let hub = Hub::new();
-        let (phone, mut rx_phone) = hub.register(user("alice"), 8);
-        let (_laptop, mut rx_laptop) = hub.register(user("alice"), 8);
+        let (phone, mut rx_phone, first) = hub.register(user("alice"), 8);
+        let (laptop, mut rx_laptop, second) = hub.register(user("alice"), 8);
+        assert!(first && !second, "only the first device brings the user online");
         let users = [user("alice")];
         assert_eq!(hub.deliver(Target::Users(&users), &"x".into()), 2);
         assert_eq!((rx_phone.try_recv().unwrap(), rx_laptop.try_recv().unwrap()), ("x".into(), "x".into()));
@@ -234,14 +266,16 @@ mod tests {
         assert!(rx_laptop.try_recv().is_err());
         assert_eq!(hub.online_users(), 1);
         assert_eq!(hub.connection_count(), 2);
+        assert!(!hub.unregister(&phone), "laptop still online");
+        assert!(hub.unregister(&laptop), "last device gone");
     }
 
     #[test]
     fn a_full_outbox_kills_only_that_connection() {
         let hub = Hub::new();
         let chat = ChatId::generate();
-        let (slow, _rx_slow_never_read) = hub.register(user("slow"), 2);
-        let (fast, mut rx_fast) = hub.register(user("fast"), 16);
+        let (slow, _rx_slow_never_read, _) = hub.register(user("slow"), 2);
+        let (fast, mut rx_fast, _) = hub.register(user("fast"), 16);
         hub.join(&slow, &chat);
         hub.join(&fast, &chat);
         for i in 0..3 {
@@ -254,12 +288,33 @@ mod tests {
     }
 
     #[test]
+    fn evict_unsubscribes_every_device_of_one_user_only() {
+        let hub = Hub::new();
+        let chat = ChatId::generate();
+        let (a1, mut rx_a1, _) = hub.register(user("alice"), 8);
+        let (a2, mut rx_a2, _) = hub.register(user("alice"), 8);
+        let (b, mut rx_b, _) = hub.register(user("bob"), 8);
+        for c in [&a1, &a2, &b] {
+            hub.join(c, &chat);
+        }
+        hub.evict(&chat, &user("alice"));
+        assert_eq!(hub.deliver(Target::Chat(&chat), &"m".into()), 1);
+        assert!(rx_a1.try_recv().is_err() && rx_a2.try_recv().is_err());
+        assert_eq!(rx_b.try_recv().unwrap(), "m");
+        assert!(a1.joined_chats().is_empty());
+        let alice = user("alice");
+        assert_eq!(hub.deliver(Target::ChatExcept(&chat, &alice), &"n".into()), 1);
+        let bob = user("bob");
+        assert_eq!(hub.deliver(Target::ChatExcept(&chat, &bob), &"o".into()), 0);
+    }
+
+    #[test]
     fn unregister_removes_every_trace() {
         let hub = Hub::new();
         let chat = ChatId::generate();
-        let (a, _rx) = hub.register(user("alice"), 8);
+        let (a, _rx, _) = hub.register(user("alice"), 8);
         hub.join(&a, &chat);
-        hub.unregister(&a);
+        assert!(hub.unregister(&a));
         assert_eq!((hub.online_users(), hub.active_chats(), hub.connection_count()), (0, 0, 0));
     }
 }

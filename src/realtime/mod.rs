@@ -9,7 +9,9 @@ pub mod hub;
 pub mod protocol;
 pub mod publisher;
 pub mod session;
+pub mod typing;
 
 pub use hub::{ConnHandle, Hub};
 pub use publisher::{Audience, ChatOrder, Publisher};
 pub use session::{Gatekeeper, SessionConfig};
+pub use typing::Typing;

@@ -105,6 +105,67 @@ pub enum ServerEvent {
     TokenRefreshed(TokenRefreshed),
     Pong(Pong),
     Error(ErrorData),
+    MessageUpdated(MessageEvent),
+    MessageDeleted(MessageDeleted),
+    MessageRead(MessageRead),
+    UnreadCountUpdated(UnreadCountUpdated),
+    UserTyping(UserTyping),
+    UserOnline(UserOnline),
+    UserOffline(UserOffline),
+    ParticipantAdded(Participant),
+    ParticipantRemoved(Participant),
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageDeleted {
+    pub chat_id: String,
+    pub message_id: String,
+    pub seq: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageRead {
+    pub chat_id: String,
+    pub user_id: String,
+    pub last_read_seq: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnreadCountUpdated {
+    pub chat_id: String,
+    pub unread_count: i64,
+    pub total_unread: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserTyping {
+    pub chat_id: String,
+    pub user_id: String,
+    pub is_typing: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserOnline {
+    pub user_id: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserOffline {
+    pub user_id: String,
+    pub last_seen: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Participant {
+    pub chat_id: String,
+    pub user_id: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -16,6 +16,8 @@ use crate::domain::{ChatId, UserId};
 pub enum Audience {
     /// Connections joined to the chat.
     Chat(ChatId),
+    /// Connections joined to the chat, except those of this user (typing indicators).
+    ChatExcept(ChatId, UserId),
     /// Every connection of these users.
     Users(Vec<UserId>),
     /// Connections of these users that listen to all their chats.
@@ -38,6 +40,7 @@ impl Publisher {
         let frame = event.encode();
         let target = match audience {
             Audience::Chat(chat) => Target::Chat(chat),
+            Audience::ChatExcept(chat, user) => Target::ChatExcept(chat, user),
             Audience::Users(users) => Target::Users(users),
             Audience::ListeningUsers(users) => Target::ListeningUsers(users),
         };

@@ -26,6 +26,10 @@ pub trait Gatekeeper {
     fn chat_position(&self, user: &UserId, chat: &ChatId) -> impl Future<Output = Result<Option<i64>, String>>;
     /// Verifies a token sent with `refresh-token`: its user and `exp` (Unix seconds).
     fn verify_token(&self, token: &str) -> Result<(UserId, u64), String>;
+    /// The user's first connection opened.
+    fn user_online(&self, user: &UserId) -> impl Future<Output = ()>;
+    /// The user's last connection closed.
+    fn user_offline(&self, user: &UserId) -> impl Future<Output = ()>;
 }
 
 #[derive(Debug, Clone)]
@@ -64,16 +68,22 @@ pub async fn run<G: Gatekeeper>(
     expires_at: u64,
     shutdown: CancellationToken,
 ) {
-    let (conn, mut rx) = hub.register(user, cfg.outbox_capacity);
+    let (conn, mut rx, first) = hub.register(user, cfg.outbox_capacity);
     tracing::info!(conn = conn.id, user = %conn.user, "websocket connected");
+    if first {
+        gate.user_online(&conn.user).await;
+    }
     let mut session =
         Session { ws, conn: conn.clone(), hub: hub.clone(), gate, cfg, expires_at, last_seen: Instant::now() };
     let Err(ending) = session.drive(&mut stream, &mut rx, &shutdown).await;
-    hub.unregister(&conn);
+    let last = hub.unregister(&conn);
     let code = ending.as_ref().map(|r| u16::from(r.code));
     tracing::info!(conn = conn.id, user = %conn.user, close_code = ?code, "websocket closed");
     if ending.is_some() {
         let _ = tokio::time::timeout(WRITE_TIMEOUT, session.ws.close(ending)).await;
+    }
+    if last {
+        session.gate.user_offline(&conn.user).await;
     }
 }
 
@@ -193,18 +203,25 @@ impl<G: Gatekeeper> Session<G> {
         }
     }
 
+    /// Subscribes first, then asks whether the user is a participant: a removal that
+    /// commits meanwhile either is seen by the check or evicts the new subscription.
     async fn join(&mut self, chat_id: String) -> ServerEvent {
         let event = Some("join-chat".to_owned());
         let not_found = || {
             ServerEvent::Error(ErrorData { code: "not_found", message: "chat not found".into(), event: event.clone() })
         };
         let Some(chat) = ChatId::parse(&chat_id) else { return not_found() };
-        match self.gate.chat_position(&self.conn.user, &chat).await {
-            Ok(None) => not_found(),
+        let newly = self.hub.join(&self.conn, &chat);
+        let position = self.gate.chat_position(&self.conn.user, &chat).await;
+        if newly && !matches!(position, Ok(Some(_))) {
+            self.hub.leave(&self.conn, &chat);
+        }
+        match position {
             Ok(Some(last_seq)) => {
-                let message = (!self.hub.join(&self.conn, &chat)).then_some("already in chat");
+                let message = (!newly).then_some("already in chat");
                 ServerEvent::ChatJoined(ChatJoined { chat_id, status: "success", last_seq: Some(last_seq), message })
             }
+            Ok(None) => not_found(),
             Err(cause) => {
                 tracing::warn!(%cause, "join-chat: database unavailable");
                 ServerEvent::Error(ErrorData { code: "unavailable", message: "try again shortly".into(), event })

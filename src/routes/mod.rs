@@ -2,8 +2,11 @@
 //! one file per resource.
 
 mod chats;
+mod edits;
 mod health;
 mod messages;
+mod participants;
+mod reads;
 mod ws;
 
 use actix_web::{HttpRequest, web};
@@ -22,7 +25,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
                 .route("/chats", web::get().to(chats::list_chats))
                 .route("/chats/{chat_id}", web::get().to(chats::get_chat))
                 .route("/chats/{chat_id}/messages", web::post().to(messages::post_message))
-                .route("/chats/{chat_id}/messages", web::get().to(messages::list_messages)),
+                .route("/chats/{chat_id}/messages", web::get().to(messages::list_messages))
+                .route("/chats/{chat_id}/messages/{message_id}", web::patch().to(edits::edit_message))
+                .route("/chats/{chat_id}/messages/{message_id}", web::delete().to(edits::delete_message))
+                .route("/chats/{chat_id}/read", web::post().to(reads::mark_read))
+                .route("/chats/{chat_id}/typing", web::post().to(reads::set_typing))
+                .route("/chats/{chat_id}/presence", web::get().to(reads::get_presence))
+                .route("/chats/{chat_id}/participants", web::post().to(participants::add_participants))
+                .route("/chats/{chat_id}/participants/{user_id}", web::delete().to(participants::remove_participant)),
         )
         .default_service(web::to(no_route));
 }

@@ -2,10 +2,11 @@ use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::{Auth, token_from_request};
-use crate::db::Db;
-use crate::domain::{ChatId, UserId};
+use crate::auth::token_from_request;
+use crate::domain::{ChatId, Millis, UserId, now_millis, rfc3339_millis};
 use crate::error::ApiError;
+use crate::realtime::Audience;
+use crate::realtime::protocol::{ServerEvent, UserOffline, UserOnline};
 use crate::realtime::{Gatekeeper, SessionConfig, session};
 use crate::state::AppState;
 
@@ -28,7 +29,7 @@ pub async fn open_socket(
         heartbeat: Duration::from_millis(state.settings.heartbeat_interval_ms.max(10)),
         outbox_capacity: state.settings.outbox_capacity,
     };
-    let gate = DbGate { db: state.db.clone(), auth: state.auth.clone() };
+    let gate = DbGate { state: state.clone().into_inner() };
     // The stream is !Send, so the session runs on this worker's local task set.
     actix_web::rt::spawn(session::run(
         ws,
@@ -58,17 +59,45 @@ fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
     }
 }
 
+/// What a session asks of the rest of the application: membership, tokens, presence.
 struct DbGate {
-    db: Db,
-    auth: Arc<Auth>,
+    state: Arc<AppState>,
+}
+
+impl DbGate {
+    /// Records the time and tells everyone who shares a chat with `user`.
+    async fn announce(&self, user: &UserId, event: impl FnOnce(Millis) -> ServerEvent) {
+        let now = now_millis();
+        if let Err(e) = self.state.db.touch_presence(user, now).await {
+            tracing::warn!(error = %e, %user, "cannot record last seen");
+        }
+        match self.state.db.contacts_of(user).await {
+            Ok(contacts) => {
+                self.state.publisher.publish(&Audience::Users(contacts), &event(now));
+            }
+            Err(e) => tracing::warn!(error = %e, %user, "presence not announced"),
+        }
+    }
 }
 
 impl Gatekeeper for DbGate {
     async fn chat_position(&self, user: &UserId, chat: &ChatId) -> Result<Option<i64>, String> {
-        self.db.chat_position(user, chat).await.map_err(|e| e.to_string())
+        self.state.db.chat_position(user, chat).await.map_err(|e| e.to_string())
     }
 
     fn verify_token(&self, token: &str) -> Result<(UserId, u64), String> {
-        self.auth.verify(token).map(|v| (v.user, v.expires_at))
+        self.state.auth.verify(token).map(|v| (v.user, v.expires_at))
+    }
+
+    async fn user_online(&self, user: &UserId) {
+        self.announce(user, |_| ServerEvent::UserOnline(UserOnline { user_id: user.to_string() })).await;
+    }
+
+    async fn user_offline(&self, user: &UserId) {
+        self.state.typing.clear_user(user, None);
+        self.announce(user, |at| {
+            ServerEvent::UserOffline(UserOffline { user_id: user.to_string(), last_seen: rfc3339_millis(at) })
+        })
+        .await;
     }
 }

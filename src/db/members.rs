@@ -1,0 +1,223 @@
+//! Memberships: read markers, adding and removing participants, and who shares a chat
+//! with whom (for presence).
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use super::models::MemberRow;
+use super::schema::{chat_members, chats, user_presence};
+use super::{Db, DbError, with_conn};
+use crate::domain::{ChatId, Millis, UserId};
+
+/// A reader's position after `mark_read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadState {
+    pub last_read_seq: i64,
+    pub unread_count: i64,
+    /// Whether the marker moved (only then is anything pushed).
+    pub moved: bool,
+}
+
+/// What `mark_read` is given: a `seq`, or a message id to resolve to its `seq`.
+pub enum ReadUpTo {
+    Seq(i64),
+    Message(String),
+}
+
+pub enum ReadOutcome {
+    Done(ReadState),
+    NotMember,
+    /// The message id names no message of this chat.
+    UnknownMessage,
+}
+
+pub enum RemoveOutcome {
+    Removed,
+    NotMember,
+    Forbidden,
+}
+
+impl Db {
+    /// Moves `user`'s read marker forward to `upto` (capped at the chat's last `seq`);
+    /// never back.
+    pub async fn mark_read(&self, user: &UserId, chat: &ChatId, upto: ReadUpTo) -> Result<ReadOutcome, DbError> {
+        with_conn!(self, true, |conn| {
+            conn.transaction::<_, DbError, _>(async |c| {
+                let found: Option<(i64, i64)> = chats::table
+                    .inner_join(chat_members::table)
+                    .filter(chats::id.eq(chat.as_str()))
+                    .filter(chat_members::user_id.eq(user.as_str()))
+                    .select((chats::last_seq, chat_members::last_read_seq))
+                    .first(c)
+                    .await
+                    .optional()?;
+                let Some((last_seq, current)) = found else { return Ok(ReadOutcome::NotMember) };
+                let target = match upto {
+                    ReadUpTo::Seq(seq) => seq,
+                    ReadUpTo::Message(id) => {
+                        let seq = super::schema::messages::table
+                            .filter(super::schema::messages::id.eq(id))
+                            .filter(super::schema::messages::chat_id.eq(chat.as_str()))
+                            .select(super::schema::messages::seq)
+                            .first::<i64>(c)
+                            .await
+                            .optional()?;
+                        match seq {
+                            Some(seq) => seq,
+                            None => return Ok(ReadOutcome::UnknownMessage),
+                        }
+                    }
+                };
+                let next = target.min(last_seq).max(current);
+                if next != current {
+                    diesel::update(chat_members::table.find((chat.as_str(), user.as_str())))
+                        .set(chat_members::last_read_seq.eq(next))
+                        .execute(c)
+                        .await?;
+                }
+                let unread_count = (last_seq - next).max(0);
+                Ok(ReadOutcome::Done(ReadState { last_read_seq: next, unread_count, moved: next != current }))
+            })
+            .await
+        })
+    }
+
+    /// Unread messages across all of `user`'s chats: one indexed pass over the user's
+    /// memberships, no scan of messages.
+    pub async fn total_unread(&self, user: &UserId) -> Result<i64, DbError> {
+        with_conn!(self, false, |conn| {
+            let rows: Vec<(i64, i64)> = chats::table
+                .inner_join(chat_members::table)
+                .filter(chat_members::user_id.eq(user.as_str()))
+                .select((chats::last_seq, chat_members::last_read_seq))
+                .load(conn)
+                .await?;
+            Ok(rows.iter().map(|(last, read)| (last - read).max(0)).sum())
+        })
+    }
+
+    /// Adds the users not yet in the chat; returns those actually added. Newcomers start
+    /// with everything already sent marked read. `None` when `by` is not a participant.
+    pub async fn add_members(
+        &self,
+        by: &UserId,
+        chat: &ChatId,
+        users: &[UserId],
+        now: Millis,
+    ) -> Result<Option<Vec<UserId>>, DbError> {
+        with_conn!(self, true, |conn| {
+            conn.transaction::<_, DbError, _>(async |c| {
+                let members: Vec<String> = chat_members::table
+                    .filter(chat_members::chat_id.eq(chat.as_str()))
+                    .select(chat_members::user_id)
+                    .load(c)
+                    .await?;
+                if !members.iter().any(|m| m == by.as_str()) {
+                    return Ok(None);
+                }
+                let last_seq: i64 = chats::table.find(chat.as_str()).select(chats::last_seq).first(c).await?;
+                let added: Vec<UserId> =
+                    users.iter().filter(|u| !members.iter().any(|m| m == u.as_str())).cloned().collect();
+                for user in &added {
+                    let row = MemberRow {
+                        chat_id: chat.to_string(),
+                        user_id: user.to_string(),
+                        last_read_seq: last_seq,
+                        joined_at: now,
+                    };
+                    diesel::insert_into(chat_members::table).values(&row).execute(c).await?;
+                }
+                if !added.is_empty() {
+                    diesel::update(chats::table.find(chat.as_str())).set(chats::updated_at.eq(now)).execute(c).await?;
+                }
+                Ok(Some(added))
+            })
+            .await
+        })
+    }
+
+    /// Removes `user` from the chat: allowed to the user themself and to the creator.
+    pub async fn remove_member(&self, by: &UserId, chat: &ChatId, user: &UserId) -> Result<RemoveOutcome, DbError> {
+        with_conn!(self, true, |conn| {
+            conn.transaction::<_, DbError, _>(async |c| {
+                let creator: Option<String> = chats::table
+                    .inner_join(chat_members::table)
+                    .filter(chats::id.eq(chat.as_str()))
+                    .filter(chat_members::user_id.eq(by.as_str()))
+                    .select(chats::created_by)
+                    .first(c)
+                    .await
+                    .optional()?;
+                let Some(creator) = creator else { return Ok(RemoveOutcome::NotMember) };
+                if by != user && creator != by.as_str() {
+                    return Ok(RemoveOutcome::Forbidden);
+                }
+                let n = diesel::delete(chat_members::table.find((chat.as_str(), user.as_str()))).execute(c).await?;
+                Ok(if n == 0 { RemoveOutcome::NotMember } else { RemoveOutcome::Removed })
+            })
+            .await
+        })
+    }
+
+    /// Everyone who shares at least one chat with `user` (not `user`).
+    pub async fn contacts_of(&self, user: &UserId) -> Result<Vec<UserId>, DbError> {
+        with_conn!(self, false, |conn| {
+            let theirs = diesel::alias!(chat_members as mine);
+            let mine = theirs
+                .filter(theirs.field(chat_members::user_id).eq(user.as_str()))
+                .select(theirs.field(chat_members::chat_id));
+            let users: Vec<String> = chat_members::table
+                .filter(chat_members::chat_id.eq_any(mine))
+                .filter(chat_members::user_id.ne(user.as_str()))
+                .select(chat_members::user_id)
+                .distinct()
+                .load(conn)
+                .await?;
+            Ok(users.into_iter().map(UserId::from_trusted).collect())
+        })
+    }
+
+    /// Members of a chat with their last-seen time, if `viewer` is one of them.
+    pub async fn members_seen(
+        &self,
+        viewer: &UserId,
+        chat: &ChatId,
+    ) -> Result<Option<Vec<(String, Option<i64>)>>, DbError> {
+        with_conn!(self, false, |conn| {
+            let rows: Vec<(String, Option<i64>)> = chat_members::table
+                .left_join(user_presence::table.on(user_presence::user_id.eq(chat_members::user_id)))
+                .filter(chat_members::chat_id.eq(chat.as_str()))
+                .select((chat_members::user_id, user_presence::last_seen.nullable()))
+                .order(chat_members::user_id.asc())
+                .load(conn)
+                .await?;
+            Ok(rows.iter().any(|(u, _)| u == viewer.as_str()).then_some(rows))
+        })
+    }
+
+    /// Records that `user` was connected at `at`.
+    pub async fn touch_presence(&self, user: &UserId, at: Millis) -> Result<(), DbError> {
+        with_conn!(self, true, |conn| {
+            diesel::insert_into(user_presence::table)
+                .values((user_presence::user_id.eq(user.as_str()), user_presence::last_seen.eq(at)))
+                .on_conflict(user_presence::user_id)
+                .do_update()
+                .set(user_presence::last_seen.eq(at))
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Current members of a chat.
+    pub async fn members_of(&self, chat: &ChatId) -> Result<Vec<UserId>, DbError> {
+        with_conn!(self, false, |conn| {
+            let users: Vec<String> = chat_members::table
+                .filter(chat_members::chat_id.eq(chat.as_str()))
+                .select(chat_members::user_id)
+                .load(conn)
+                .await?;
+            Ok(users.into_iter().map(UserId::from_trusted).collect())
+        })
+    }
+}

@@ -1,0 +1,79 @@
+//! Editing and deleting messages, by their sender only.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use crate::auth::AuthUser;
+use crate::db::{Change, ChangeOutcome};
+use crate::domain::{ChatId, MessageContent, MessageId, now_millis};
+use crate::error::ApiError;
+use crate::realtime::Audience;
+use crate::realtime::protocol::{MessageDeleted, MessageEvent, ServerEvent};
+use crate::state::AppState;
+use crate::views::MessageView;
+
+#[derive(Deserialize)]
+pub struct EditMessage {
+    content: String,
+}
+
+fn message_not_found() -> ApiError {
+    ApiError::NotFound("message not found".into())
+}
+
+/// Applies `change` under the chat's order lock and publishes it.
+async fn apply(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: (String, String),
+    change: Change,
+) -> Result<Option<MessageView>, ApiError> {
+    let chat = ChatId::parse(&path.0).ok_or_else(ApiError::chat_not_found)?;
+    let id = MessageId::parse(&path.1).ok_or_else(message_not_found)?;
+    let deleting = matches!(change, Change::Delete);
+    super::detached(async move {
+        let _order = state.order.lock(&chat).await;
+        let row = match state.db.change_message(&user.id, &chat, id.as_str(), change, now_millis()).await? {
+            ChangeOutcome::Changed(row) => row,
+            ChangeOutcome::Unchanged(row) => return Ok(Some(MessageView::from(row))),
+            ChangeOutcome::NotFound => return Err(message_not_found()),
+            ChangeOutcome::Forbidden => return Err(ApiError::Forbidden("only the sender may change a message".into())),
+            ChangeOutcome::Gone => return Err(ApiError::Conflict("the message was deleted".into())),
+        };
+        let view = MessageView::from(row);
+        let event = if deleting {
+            ServerEvent::MessageDeleted(MessageDeleted {
+                chat_id: chat.to_string(),
+                message_id: view.id.clone(),
+                seq: view.seq,
+            })
+        } else {
+            ServerEvent::MessageUpdated(MessageEvent { chat_id: chat.to_string(), message: view.clone() })
+        };
+        state.publisher.publish(&Audience::Chat(chat.clone()), &event);
+        Ok(Some(view))
+    })
+    .await
+}
+
+/// PATCH /v1/messaging/chats/{chat_id}/messages/{message_id}
+pub async fn edit_message(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<(String, String)>,
+    body: web::Json<EditMessage>,
+) -> Result<HttpResponse, ApiError> {
+    let content = MessageContent::parse(body.into_inner().content, state.settings.max_message_chars, false)?;
+    let view = apply(state, user, path.into_inner(), Change::Edit(content.into_string())).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// DELETE /v1/messaging/chats/{chat_id}/messages/{message_id}
+pub async fn delete_message(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    apply(state, user, path.into_inner(), Change::Delete).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,84 @@
+//! Adding and removing chat participants.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use crate::auth::AuthUser;
+use crate::db::RemoveOutcome;
+use crate::domain::{ChatId, Participants, UserId, now_millis};
+use crate::error::ApiError;
+use crate::realtime::Audience;
+use crate::realtime::protocol::{ChatCreated, Participant, ServerEvent};
+use crate::state::AppState;
+use crate::views::ChatView;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddParticipants {
+    user_ids: Vec<String>,
+}
+
+/// POST /v1/messaging/chats/{chat_id}/participants — any participant may add others.
+pub async fn add_participants(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: web::Json<AddParticipants>,
+) -> Result<HttpResponse, ApiError> {
+    let chat = ChatId::parse(&path).ok_or_else(ApiError::chat_not_found)?;
+    let requested = Participants::parse(&user.id, body.into_inner().user_ids)?;
+    let view = super::detached(async move {
+        let _order = state.order.lock(&chat).await;
+        let added = state
+            .db
+            .add_members(&user.id, &chat, &requested.as_slice()[1..], now_millis())
+            .await?
+            .ok_or_else(ApiError::chat_not_found)?;
+        let record = state.db.chat_for(&user.id, &chat).await?.ok_or_else(ApiError::chat_not_found)?;
+        for newcomer in &added {
+            let event =
+                ServerEvent::ParticipantAdded(Participant { chat_id: chat.to_string(), user_id: newcomer.to_string() });
+            state.publisher.publish(&Audience::Chat(chat.clone()), &event);
+        }
+        if !added.is_empty() {
+            // Newcomers start with nothing unread (their marker is at the chat's last seq).
+            let mut theirs = ChatView::from(record.clone());
+            theirs.unread_count = 0;
+            state.publisher.publish(&Audience::Users(added), &ServerEvent::ChatCreated(ChatCreated { chat: theirs }));
+        }
+        Ok(ChatView::from(record))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// DELETE /v1/messaging/chats/{chat_id}/participants/{user_id} — yourself, or anyone if
+/// you created the chat. The removed user's sockets stop receiving the chat at once.
+pub async fn remove_participant(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (chat, target) = path.into_inner();
+    let chat = ChatId::parse(&chat).ok_or_else(ApiError::chat_not_found)?;
+    let target = UserId::parse(&target).map_err(|_| ApiError::NotFound("participant not found".into()))?;
+    super::detached(async move {
+        let _order = state.order.lock(&chat).await;
+        match state.db.remove_member(&user.id, &chat, &target).await? {
+            RemoveOutcome::Removed => {}
+            RemoveOutcome::NotMember => return Err(ApiError::NotFound("participant not found".into())),
+            RemoveOutcome::Forbidden => {
+                return Err(ApiError::Forbidden("only the chat's creator may remove other participants".into()));
+            }
+        }
+        state.hub.evict(&chat, &target);
+        state.typing.clear_user(&target, Some(&chat));
+        let event =
+            ServerEvent::ParticipantRemoved(Participant { chat_id: chat.to_string(), user_id: target.to_string() });
+        state.publisher.publish(&Audience::Chat(chat.clone()), &event);
+        state.publisher.publish(&Audience::Users(vec![target]), &event);
+        Ok(())
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,120 @@
+//! Read markers, typing indicators and presence of a chat.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::auth::AuthUser;
+use crate::db::{ReadOutcome, ReadUpTo};
+use crate::domain::{ChatId, MessageId, rfc3339_millis};
+use crate::error::ApiError;
+use crate::realtime::Audience;
+use crate::realtime::protocol::{MessageRead, ServerEvent, UnreadCountUpdated};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MarkRead {
+    seq: Option<i64>,
+    message_id: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadReply {
+    chat_id: String,
+    last_read_seq: i64,
+    unread_count: i64,
+}
+
+/// POST /v1/messaging/chats/{chat_id}/read
+pub async fn mark_read(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: web::Json<MarkRead>,
+) -> Result<HttpResponse, ApiError> {
+    let chat = ChatId::parse(&path).ok_or_else(ApiError::chat_not_found)?;
+    let upto = match body.into_inner() {
+        MarkRead { seq: Some(seq), message_id: None } if seq >= 0 => ReadUpTo::Seq(seq),
+        MarkRead { seq: None, message_id: Some(id) } => {
+            MessageId::parse(&id)
+                .ok_or_else(|| ApiError::Validation("messageId names no message of this chat".into()))?;
+            ReadUpTo::Message(id)
+        }
+        _ => return Err(ApiError::Validation("send exactly one of seq (>= 0) and messageId".into())),
+    };
+    let reply = super::detached(async move {
+        let _order = state.order.lock(&chat).await;
+        let read = match state.db.mark_read(&user.id, &chat, upto).await? {
+            ReadOutcome::Done(read) => read,
+            ReadOutcome::NotMember => return Err(ApiError::chat_not_found()),
+            ReadOutcome::UnknownMessage => {
+                return Err(ApiError::Validation("messageId names no message of this chat".into()));
+            }
+        };
+        if read.moved {
+            let event = ServerEvent::MessageRead(MessageRead {
+                chat_id: chat.to_string(),
+                user_id: user.id.to_string(),
+                last_read_seq: read.last_read_seq,
+            });
+            state.publisher.publish(&Audience::Chat(chat.clone()), &event);
+            let total_unread = state.db.total_unread(&user.id).await?;
+            let event = ServerEvent::UnreadCountUpdated(UnreadCountUpdated {
+                chat_id: chat.to_string(),
+                unread_count: read.unread_count,
+                total_unread,
+            });
+            state.publisher.publish(&Audience::Users(vec![user.id.clone()]), &event);
+        }
+        Ok(ReadReply { chat_id: chat.to_string(), last_read_seq: read.last_read_seq, unread_count: read.unread_count })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(reply))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetTyping {
+    is_typing: bool,
+}
+
+/// POST /v1/messaging/chats/{chat_id}/typing
+pub async fn set_typing(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: web::Json<SetTyping>,
+) -> Result<HttpResponse, ApiError> {
+    let chat = ChatId::parse(&path).ok_or_else(ApiError::chat_not_found)?;
+    state.db.chat_position(&user.id, &chat).await?.ok_or_else(ApiError::chat_not_found)?;
+    state.typing.set(&chat, &user.id, body.is_typing);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Presence {
+    online: Vec<String>,
+    last_seen: BTreeMap<String, Option<String>>,
+}
+
+/// GET /v1/messaging/chats/{chat_id}/presence
+pub async fn get_presence(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let chat = ChatId::parse(&path).ok_or_else(ApiError::chat_not_found)?;
+    let members = state.db.members_seen(&user.id, &chat).await?.ok_or_else(ApiError::chat_not_found)?;
+    let mut presence = Presence { online: Vec::new(), last_seen: BTreeMap::new() };
+    for (member, seen) in members {
+        if state.hub.is_online(&crate::domain::UserId::from_trusted(member.clone())) {
+            presence.online.push(member);
+        } else {
+            presence.last_seen.insert(member, seen.map(rfc3339_millis));
+        }
+    }
+    Ok(HttpResponse::Ok().json(presence))
+}
