@@ -94,15 +94,23 @@ impl Auth {
         };
         let mut validation = Validation::new(alg);
         validation.leeway = LEEWAY_SECS;
-        validation.set_required_spec_claims(&["exp"]);
+        // A configured issuer or audience must be present, not just right when present.
+        let mut required = vec!["exp"];
         match &s.jwt_issuer {
-            Some(iss) => validation.set_issuer(&[iss]),
+            Some(iss) => {
+                validation.set_issuer(&[iss]);
+                required.push("iss");
+            }
             None => validation.iss = None,
         }
         match &s.jwt_audience {
-            Some(aud) => validation.set_audience(&[aud]),
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
             None => validation.validate_aud = false,
         }
+        validation.set_required_spec_claims(&required);
         Ok(Self {
             decoding,
             encoding,

@@ -22,7 +22,7 @@ macro_rules! complete_records {
         let ids: Vec<&str> = rows.iter().map(|(c, _)| c.id.as_str()).collect();
         let members: Vec<(String, String)> = chat_members::table
             .filter(chat_members::chat_id.eq_any(&ids))
-            .order((chat_members::joined_at.asc(), chat_members::user_id.asc()))
+            .order((chat_members::chat_id, chat_members::position))
             .select((chat_members::chat_id, chat_members::user_id))
             .load($conn)
             .await?;
@@ -44,12 +44,7 @@ fn assemble(rows: Vec<(ChatRow, i64)>, members: Vec<(String, String)>, last: Vec
     let mut last: HashMap<String, MessageRow> = last.into_iter().map(|m| (m.chat_id.clone(), m)).collect();
     rows.into_iter()
         .map(|(chat, last_read_seq)| {
-            let mut participants = by_chat.remove(&chat.id).unwrap_or_default();
-            // Creator first, then in joining order.
-            if let Some(i) = participants.iter().position(|u| *u == chat.created_by) {
-                let creator = participants.remove(i);
-                participants.insert(0, creator);
-            }
+            let participants = by_chat.remove(&chat.id).unwrap_or_default();
             ChatRecord { last_message: last.remove(&chat.id), participants, last_read_seq, chat }
         })
         .collect()
@@ -60,11 +55,13 @@ impl Db {
     pub async fn create_chat(&self, chat: ChatRow, members: &[UserId]) -> Result<ChatRecord, DbError> {
         let rows: Vec<MemberRow> = members
             .iter()
-            .map(|u| MemberRow {
+            .zip(0..)
+            .map(|(u, position)| MemberRow {
                 chat_id: chat.id.clone(),
                 user_id: u.to_string(),
                 last_read_seq: 0,
                 joined_at: chat.created_at,
+                position,
             })
             .collect();
         with_conn!(self, true, |conn| {

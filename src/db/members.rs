@@ -107,23 +107,25 @@ impl Db {
     ) -> Result<Option<Vec<UserId>>, DbError> {
         with_conn!(self, true, |conn| {
             conn.transaction::<_, DbError, _>(async |c| {
-                let members: Vec<String> = chat_members::table
+                let members: Vec<(String, i64)> = chat_members::table
                     .filter(chat_members::chat_id.eq(chat.as_str()))
-                    .select(chat_members::user_id)
+                    .select((chat_members::user_id, chat_members::position))
                     .load(c)
                     .await?;
-                if !members.iter().any(|m| m == by.as_str()) {
+                if !members.iter().any(|(m, _)| m == by.as_str()) {
                     return Ok(None);
                 }
+                let next_position = members.iter().map(|(_, p)| p + 1).max().unwrap_or(0);
                 let last_seq: i64 = chats::table.find(chat.as_str()).select(chats::last_seq).first(c).await?;
                 let added: Vec<UserId> =
-                    users.iter().filter(|u| !members.iter().any(|m| m == u.as_str())).cloned().collect();
-                for user in &added {
+                    users.iter().filter(|u| !members.iter().any(|(m, _)| m == u.as_str())).cloned().collect();
+                for (user, position) in added.iter().zip(next_position..) {
                     let row = MemberRow {
                         chat_id: chat.to_string(),
                         user_id: user.to_string(),
                         last_read_seq: last_seq,
                         joined_at: now,
+                        position,
                     };
                     diesel::insert_into(chat_members::table).values(&row).execute(c).await?;
                 }

@@ -23,6 +23,7 @@ pub struct MemberRow {
     pub user_id: String,
     pub last_read_seq: i64,
     pub joined_at: i64,
+    pub position: i64,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -46,7 +47,7 @@ pub struct MessageRow {
 #[derive(Debug, Clone)]
 pub struct ChatRecord {
     pub chat: ChatRow,
-    /// Members in the order they joined (creator first).
+    /// Members in the order they joined (the creator first, then as listed at creation).
     pub participants: Vec<String>,
     pub last_message: Option<MessageRow>,
     /// The viewer's read marker.

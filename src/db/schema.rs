@@ -17,6 +17,7 @@ diesel::table! {
         user_id -> Text,
         last_read_seq -> BigInt,
         joined_at -> BigInt,
+        position -> BigInt,
     }
 }
 

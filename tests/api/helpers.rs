@@ -57,6 +57,7 @@ pub struct TestApp {
     stop: CancellationToken,
     server: Option<JoinHandle<()>>,
     pg: Option<(String, String)>,
+    settings: Settings,
     _dir: tempfile::TempDir,
 }
 
@@ -87,11 +88,17 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
         }
     };
     tweak(&mut settings);
+    let (port, stop, server) = start_server(settings.clone());
+    let client = awc::Client::builder().timeout(WAIT).finish();
+    TestApp { port, client, stop, server: Some(server), pg, settings, _dir: dir }
+}
+
+/// Runs the application in its own thread and runtime, so it is stopped (sockets
+/// closed with 1001) when the TestApp drops, whatever the test's runtime does.
+fn start_server(settings: Settings) -> (u16, CancellationToken, JoinHandle<()>) {
     let stop = CancellationToken::new();
     let (tx, rx) = std_mpsc::channel();
     let token = stop.clone();
-    // Its own thread and runtime, so the server outlives nothing it should not and is
-    // stopped (sockets closed with 1001) when the TestApp drops.
     let server = std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
             match Application::build(settings).await {
@@ -104,8 +111,19 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
         })
     });
     let port = rx.recv_timeout(Duration::from_secs(60)).expect("server start").expect("server builds");
-    let client = awc::Client::builder().timeout(WAIT).finish();
-    TestApp { port, client, stop, server: Some(server), pg, _dir: dir }
+    (port, stop, server)
+}
+
+impl TestApp {
+    /// Stops the server and starts a new one on the same database and data directory.
+    pub fn restart(&mut self) {
+        self.stop.cancel();
+        if let Some(server) = self.server.take() {
+            server.join().expect("server thread");
+        }
+        let (port, stop, server) = start_server(self.settings.clone());
+        (self.port, self.stop, self.server) = (port, stop, Some(server));
+    }
 }
 
 impl Drop for TestApp {
@@ -228,12 +246,15 @@ impl TestApp {
 
     pub async fn ws_request(&self, req: awc::ws::WebsocketsRequest) -> Result<WsClient, awc::error::WsClientError> {
         let (_res, framed) = tokio::time::timeout(WAIT, req.connect()).await.expect("upgrade in time")?;
-        Ok(WsClient { framed })
+        Ok(WsClient { framed, skip_presence: true })
     }
 }
 
 pub struct WsClient {
     framed: actix_codec::Framed<awc::BoxedSocket, ws::Codec>,
+    /// Presence events arrive whenever a contact connects; tests about other things
+    /// skip them. Presence tests call `with_presence`.
+    skip_presence: bool,
 }
 
 /// What the next frame was, control frames (pings) aside.
@@ -244,6 +265,12 @@ pub enum Incoming {
 }
 
 impl WsClient {
+    /// Keeps `user-online` / `user-offline` events in the stream.
+    pub fn with_presence(mut self) -> Self {
+        self.skip_presence = false;
+        self
+    }
+
     pub async fn send_json(&mut self, frame: Value) {
         self.send_text(&frame.to_string()).await;
     }
@@ -264,7 +291,11 @@ impl WsClient {
                 None => return Incoming::Closed(None),
                 Some(Err(e)) => panic!("websocket protocol error: {e}"),
                 Some(Ok(Frame::Text(bytes))) => {
-                    return Incoming::Event(serde_json::from_slice(&bytes).expect("JSON frame"));
+                    let event: Value = serde_json::from_slice(&bytes).expect("JSON frame");
+                    let presence = matches!(event["event"].as_str(), Some("user-online" | "user-offline"));
+                    if !(presence && self.skip_presence) {
+                        return Incoming::Event(event);
+                    }
                 }
                 Some(Ok(Frame::Ping(p))) => {
                     let _ = self.framed.send(ws::Message::Pong(p)).await;
@@ -325,7 +356,7 @@ pub async fn connect_ws(url: &str) -> WsClient {
     let client = awc::Client::builder().timeout(WAIT).finish();
     let (_res, framed) =
         tokio::time::timeout(WAIT, client.ws(url).connect()).await.expect("upgrade in time").expect("upgrade");
-    let mut ws = WsClient { framed };
+    let mut ws = WsClient { framed, skip_presence: true };
     ws.expect("connected").await;
     ws
 }

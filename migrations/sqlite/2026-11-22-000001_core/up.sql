@@ -15,6 +15,8 @@ CREATE TABLE chat_members (
     -- unread = chats.last_seq - last_read_seq: O(1), no counting scan
     last_read_seq BIGINT NOT NULL DEFAULT 0,
     joined_at     BIGINT NOT NULL,
+    -- joining order within the chat (the creator is 0); participants are listed by it
+    position      BIGINT NOT NULL,
     PRIMARY KEY (chat_id, user_id)
 );
 CREATE INDEX chat_members_by_user ON chat_members (user_id);
