@@ -7,6 +7,7 @@ mod auth;
 mod chats;
 mod concurrency;
 mod edits_membership;
+mod fanout;
 mod lifecycle;
 mod messages;
 mod read_state;
