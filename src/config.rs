@@ -39,6 +39,8 @@ pub struct Settings {
     pub typing_timeout_ms: u64,
     /// Events queued per connection before it counts as a slow consumer (closed with 4009).
     pub outbox_capacity: usize,
+    /// Most missed messages one `join-chat` replays; past it the client pages over REST.
+    pub replay_limit: usize,
     /// Largest WebSocket frame accepted from a client (close 1009 above it).
     pub max_frame_bytes: usize,
     /// Largest REST body accepted (413 above it).
@@ -69,6 +71,7 @@ impl Default for Settings {
             heartbeat_interval_ms: 20_000,
             typing_timeout_ms: 6_000,
             outbox_capacity: 1024,
+            replay_limit: 1000,
             max_frame_bytes: 64 * 1024,
             max_body_bytes: 256 * 1024,
             max_message_chars: 10_000,

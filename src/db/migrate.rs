@@ -3,6 +3,7 @@
 //! needs a multi-thread runtime, which tests and actix workers do not have.
 
 use diesel::Connection;
+use diesel::connection::SimpleConnection;
 use diesel::SqliteConnection;
 use diesel_async::AsyncPgConnection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
@@ -21,6 +22,8 @@ pub async fn run_migrations(url: String, postgres: bool) -> Result<usize, BoxErr
             Ok(conn.run_pending_migrations(POSTGRES)?.len())
         } else {
             let mut conn = SqliteConnection::establish(&url)?;
+            // Wait for a lock held elsewhere (a server still stopping) instead of failing.
+            conn.batch_execute("PRAGMA busy_timeout = 10000;")?;
             Ok(conn.run_pending_migrations(SQLITE)?.len())
         }
     })

@@ -17,6 +17,26 @@ use crate::domain::{ChatId, UserId};
 
 pub type ConnId = u64;
 
+/// A frame queued for a connection. A `new-message` frame carries its chat and `seq`,
+/// so the session can drop what a replay already delivered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outbound {
+    pub frame: ByteString,
+    pub position: Option<(ByteString, i64)>,
+}
+
+impl From<&str> for Outbound {
+    fn from(text: &str) -> Self {
+        Self { frame: ByteString::from(text.to_owned()), position: None }
+    }
+}
+
+impl From<String> for Outbound {
+    fn from(text: String) -> Self {
+        Self { frame: ByteString::from(text), position: None }
+    }
+}
+
 /// Close code for a connection whose outbox overflowed.
 pub const CLOSE_SLOW_CONSUMER: u16 = 4009;
 
@@ -25,7 +45,7 @@ pub const CLOSE_SLOW_CONSUMER: u16 = 4009;
 pub struct ConnHandle {
     pub id: ConnId,
     pub user: UserId,
-    outbox: mpsc::Sender<ByteString>,
+    outbox: mpsc::Sender<Outbound>,
     listening_all: AtomicBool,
     /// Chats this connection joined; mirrors `Hub::chats` for cleanup and debug-status.
     joined: Mutex<HashSet<ChatId>>,
@@ -58,7 +78,7 @@ impl ConnHandle {
         self.joined.lock().unwrap_or_else(|p| p.into_inner())
     }
     /// Queues a frame without waiting. A full outbox marks a slow consumer.
-    fn offer(&self, frame: &ByteString) -> bool {
+    fn offer(&self, frame: &Outbound) -> bool {
         match self.outbox.try_send(frame.clone()) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -98,7 +118,7 @@ impl Hub {
 
     /// Adds a connection with an outbox of `capacity` frames. The flag is true when it is
     /// the user's first open connection (the user just came online).
-    pub fn register(&self, user: UserId, capacity: usize) -> (Arc<ConnHandle>, mpsc::Receiver<ByteString>, bool) {
+    pub fn register(&self, user: UserId, capacity: usize) -> (Arc<ConnHandle>, mpsc::Receiver<Outbound>, bool) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let conn = Arc::new(ConnHandle {
             id: self.next_id.fetch_add(1, Ordering::Relaxed) + 1,
@@ -183,7 +203,7 @@ impl Hub {
     }
 
     /// Queues `frame` for every connection of `target`; returns how many accepted it.
-    pub fn deliver(&self, target: Target<'_>, frame: &ByteString) -> usize {
+    pub fn deliver(&self, target: Target<'_>, frame: &Outbound) -> usize {
         let recipients: Vec<Arc<ConnHandle>> = match target {
             Target::Chat(chat) => self.chats.get(chat).map(|c| c.values().cloned().collect()).unwrap_or_default(),
             Target::ChatExcept(chat, user) => self
@@ -244,7 +264,7 @@ mod tests {
         assert!(hub.join(&a, &chat));
         assert!(!hub.join(&a, &chat), "second join is a no-op");
         assert_eq!(hub.deliver(Target::Chat(&chat), &"hi".into()), 1);
-        assert_eq!(rx_a.try_recv().unwrap(), "hi");
+        assert_eq!(rx_a.try_recv().unwrap().frame, "hi");
         assert!(rx_b.try_recv().is_err());
         assert!(hub.leave(&a, &chat));
         assert_eq!(hub.deliver(Target::Chat(&chat), &"again".into()), 0);
@@ -259,10 +279,10 @@ mod tests {
         assert!(first && !second, "only the first device brings the user online");
         let users = [user("alice")];
         assert_eq!(hub.deliver(Target::Users(&users), &"x".into()), 2);
-        assert_eq!((rx_phone.try_recv().unwrap(), rx_laptop.try_recv().unwrap()), ("x".into(), "x".into()));
+        assert_eq!((rx_phone.try_recv().unwrap().frame, rx_laptop.try_recv().unwrap().frame), ("x".into(), "x".into()));
         hub.listen_all(&phone);
         assert_eq!(hub.deliver(Target::ListeningUsers(&users), &"y".into()), 1);
-        assert_eq!(rx_phone.try_recv().unwrap(), "y");
+        assert_eq!(rx_phone.try_recv().unwrap().frame, "y");
         assert!(rx_laptop.try_recv().is_err());
         assert_eq!(hub.online_users(), 1);
         assert_eq!(hub.connection_count(), 2);
@@ -280,7 +300,7 @@ mod tests {
         hub.join(&fast, &chat);
         for i in 0..3 {
             hub.deliver(Target::Chat(&chat), &format!("{i}").into());
-            assert_eq!(rx_fast.try_recv().unwrap(), format!("{i}"));
+            assert_eq!(rx_fast.try_recv().unwrap().frame, format!("{i}"));
         }
         assert!(slow.killed().is_cancelled());
         assert_eq!(slow.close_code(), CLOSE_SLOW_CONSUMER);
@@ -300,7 +320,7 @@ mod tests {
         hub.evict(&chat, &user("alice"));
         assert_eq!(hub.deliver(Target::Chat(&chat), &"m".into()), 1);
         assert!(rx_a1.try_recv().is_err() && rx_a2.try_recv().is_err());
-        assert_eq!(rx_b.try_recv().unwrap(), "m");
+        assert_eq!(rx_b.try_recv().unwrap().frame, "m");
         assert!(a1.joined_chats().is_empty());
         let alice = user("alice");
         assert_eq!(hub.deliver(Target::ChatExcept(&chat, &alice), &"n".into()), 1);

@@ -11,7 +11,7 @@ pub mod publisher;
 pub mod session;
 pub mod typing;
 
-pub use hub::{ConnHandle, Hub};
+pub use hub::{ConnHandle, Hub, Outbound};
 pub use publisher::{Audience, ChatOrder, Publisher};
-pub use session::{Gatekeeper, SessionConfig};
+pub use session::{Gatekeeper, JoinState, SessionConfig};
 pub use typing::Typing;

@@ -205,6 +205,9 @@ pub struct ChatJoined {
     pub last_seq: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<&'static str>,
+    /// More was missed than one replay holds: page the rest over REST up to `lastSeq`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub resync: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -7,9 +7,10 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use tokio::sync::{Mutex, MutexGuard};
 
-use super::hub::{Hub, Target};
+use super::hub::{Hub, Outbound, Target};
 use super::protocol::ServerEvent;
 use crate::domain::{ChatId, UserId};
+use bytestring::ByteString;
 
 /// Who should receive an event.
 #[derive(Debug, Clone)]
@@ -37,7 +38,11 @@ impl Publisher {
     /// Serialises `event` once and queues the shared bytes for every recipient.
     /// Never waits: a recipient whose outbox is full is closed as a slow consumer.
     pub fn publish(&self, audience: &Audience, event: &ServerEvent) -> usize {
-        let frame = event.encode();
+        let position = match event {
+            ServerEvent::NewMessage(m) => Some((ByteString::from(m.chat_id.clone()), m.message.seq)),
+            _ => None,
+        };
+        let frame = Outbound { frame: event.encode(), position };
         let target = match audience {
             Audience::Chat(chat) => Target::Chat(chat),
             Audience::ChatExcept(chat, user) => Target::ChatExcept(chat, user),

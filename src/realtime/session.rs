@@ -4,6 +4,7 @@
 
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError};
 use bytestring::ByteString;
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
@@ -12,18 +13,39 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, interval_at, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::hub::{ConnHandle, Hub};
+use super::hub::{ConnHandle, Hub, Outbound};
 use super::protocol::*;
 use crate::domain::{ChatId, UserId, now_millis, rfc3339_millis};
 
 /// A write to a client that takes longer than this marks it as a slow consumer.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the close frame may wait behind unread data.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
+
+/// Where a joining connection stands in a chat.
+#[derive(Debug, Clone, Default)]
+pub struct JoinState {
+    /// The chat's last `seq` when asked.
+    pub last_seq: i64,
+    /// Encoded `new-message` frames after the client's `lastSeq`, ascending, at most the
+    /// replay limit.
+    pub missed: Vec<(i64, ByteString)>,
+    /// More messages were missed than `missed` holds.
+    pub truncated: bool,
+}
 
 /// What a session must ask outside the realtime layer.
 pub trait Gatekeeper {
-    /// The chat's current last `seq` if `user` participates in it, `None` otherwise.
-    fn chat_position(&self, user: &UserId, chat: &ChatId) -> impl Future<Output = Result<Option<i64>, String>>;
+    /// `None` when `user` is not a participant. With `since`, the messages after it
+    /// (at most `limit`), read after the connection subscribed to the chat.
+    fn join_state(
+        &self,
+        user: &UserId,
+        chat: &ChatId,
+        since: Option<i64>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Option<JoinState>, String>>;
     /// Verifies a token sent with `refresh-token`: its user and `exp` (Unix seconds).
     fn verify_token(&self, token: &str) -> Result<(UserId, u64), String>;
     /// The user's first connection opened.
@@ -36,6 +58,8 @@ pub trait Gatekeeper {
 pub struct SessionConfig {
     pub heartbeat: Duration,
     pub outbox_capacity: usize,
+    /// Most messages one `join-chat` replays before answering `resync: true`.
+    pub replay_limit: usize,
 }
 
 /// Why the loop ended: `None` when the peer is already gone (nothing to send).
@@ -54,6 +78,9 @@ struct Session<G> {
     /// Token expiry in Unix seconds; moved forward by `refresh-token`.
     expires_at: u64,
     last_seen: Instant,
+    /// Per joined chat, the highest `seq` this client has (replayed, reported as
+    /// `lastSeq`, or delivered). Live `new-message` frames at or below it are duplicates.
+    floors: HashMap<String, i64>,
 }
 
 /// Runs a connection from the greeting to the close frame.
@@ -73,14 +100,24 @@ pub async fn run<G: Gatekeeper>(
     if first {
         gate.user_online(&conn.user).await;
     }
-    let mut session =
-        Session { ws, conn: conn.clone(), hub: hub.clone(), gate, cfg, expires_at, last_seen: Instant::now() };
+    let mut session = Session {
+        ws,
+        conn: conn.clone(),
+        hub: hub.clone(),
+        gate,
+        cfg,
+        expires_at,
+        last_seen: Instant::now(),
+        floors: HashMap::new(),
+    };
     let Err(ending) = session.drive(&mut stream, &mut rx, &shutdown).await;
     let last = hub.unregister(&conn);
     let code = ending.as_ref().map(|r| u16::from(r.code));
     tracing::info!(conn = conn.id, user = %conn.user, close_code = ?code, "websocket closed");
     if ending.is_some() {
-        let _ = tokio::time::timeout(WRITE_TIMEOUT, session.ws.close(ending)).await;
+        // A slow consumer's close frame queues behind what it has not read yet; give it
+        // time to arrive if the client resumes reading.
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.ws.close(ending)).await;
     }
     if last {
         session.gate.user_offline(&conn.user).await;
@@ -91,7 +128,7 @@ impl<G: Gatekeeper> Session<G> {
     async fn drive(
         &mut self,
         stream: &mut AggregatedMessageStream,
-        rx: &mut mpsc::Receiver<ByteString>,
+        rx: &mut mpsc::Receiver<Outbound>,
         shutdown: &CancellationToken,
     ) -> Result<Infallible, Ending> {
         let hello = ServerEvent::Connected(Connected {
@@ -112,7 +149,7 @@ impl<G: Gatekeeper> Session<G> {
                 _ = &mut expiry => return Err(closing(CLOSE_TOKEN_EXPIRED, "token expired")),
                 // Queued events go out before the next client frame is read, so a reply
                 // never overtakes an event that was committed before the frame arrived.
-                Some(frame) = rx.recv() => self.send(frame).await?,
+                Some(out) = rx.recv() => self.forward(out).await?,
                 msg = stream.recv() => {
                     self.last_seen = Instant::now();
                     let before = self.expires_at;
@@ -161,7 +198,7 @@ impl<G: Gatekeeper> Session<G> {
     async fn on_text(&mut self, text: &str) -> Result<(), Ending> {
         match ClientFrame::parse(text) {
             Ok(frame) => {
-                let reply = self.execute(frame.command).await;
+                let reply = self.execute(frame.command).await?;
                 self.send(reply.encode_with_ref(frame.reference.as_deref())).await
             }
             Err(err) => self.reply_error(err).await,
@@ -173,10 +210,12 @@ impl<G: Gatekeeper> Session<G> {
         self.send(event.encode_with_ref(reference.as_deref())).await
     }
 
-    async fn execute(&mut self, command: ClientCommand) -> ServerEvent {
-        match command {
-            ClientCommand::JoinChat { chat_id, .. } => self.join(chat_id).await,
+    /// The reply to a command. Only a join can fail to write (its replay frames).
+    async fn execute(&mut self, command: ClientCommand) -> Result<ServerEvent, Ending> {
+        Ok(match command {
+            ClientCommand::JoinChat { chat_id, last_seq } => return self.join(chat_id, last_seq).await,
             ClientCommand::LeaveChat { chat_id } => {
+                self.floors.remove(&chat_id);
                 let left = ChatId::parse(&chat_id).is_some_and(|chat| self.hub.leave(&self.conn, &chat));
                 let message = (!left).then_some("not in chat");
                 ServerEvent::ChatLeft(ChatLeft { chat_id, status: "success", message })
@@ -186,6 +225,7 @@ impl<G: Gatekeeper> Session<G> {
                 ServerEvent::ListeningAllChats(Status::SUCCESS)
             }
             ClientCommand::LeaveAllChats {} => {
+                self.floors.clear();
                 self.hub.leave_all(&self.conn);
                 ServerEvent::LeftAllChats(Status::SUCCESS)
             }
@@ -200,33 +240,60 @@ impl<G: Gatekeeper> Session<G> {
             }),
             ClientCommand::RefreshToken { token } => self.refresh(&token),
             ClientCommand::Ping {} => ServerEvent::Pong(Pong { server_time: rfc3339_millis(now_millis()) }),
-        }
+        })
     }
 
-    /// Subscribes first, then asks whether the user is a participant: a removal that
-    /// commits meanwhile either is seen by the check or evicts the new subscription.
-    async fn join(&mut self, chat_id: String) -> ServerEvent {
+    /// Subscribes first, then reads the chat: whatever commits later arrives live, and
+    /// the floor drops live frames the replay (or the reported `lastSeq`) already covers.
+    /// A removal that commits meanwhile is either seen here or evicts the subscription.
+    async fn join(&mut self, chat_id: String, since: Option<i64>) -> Result<ServerEvent, Ending> {
         let event = Some("join-chat".to_owned());
-        let not_found = || {
-            ServerEvent::Error(ErrorData { code: "not_found", message: "chat not found".into(), event: event.clone() })
+        let fail = |code, message: &str| {
+            ServerEvent::Error(ErrorData { code, message: message.to_owned(), event: event.clone() })
         };
-        let Some(chat) = ChatId::parse(&chat_id) else { return not_found() };
+        if since.is_some_and(|s| s < 0) {
+            return Ok(fail("validation_failed", "lastSeq must be >= 0"));
+        }
+        let Some(chat) = ChatId::parse(&chat_id) else { return Ok(fail("not_found", "chat not found")) };
         let newly = self.hub.join(&self.conn, &chat);
-        let position = self.gate.chat_position(&self.conn.user, &chat).await;
-        if newly && !matches!(position, Ok(Some(_))) {
-            self.hub.leave(&self.conn, &chat);
+        if !newly {
+            let last_seq = self.floors.get(&chat_id).copied();
+            return Ok(ServerEvent::ChatJoined(ChatJoined {
+                chat_id,
+                status: "success",
+                last_seq,
+                message: Some("already in chat"),
+                resync: false,
+            }));
         }
-        match position {
-            Ok(Some(last_seq)) => {
-                let message = (!newly).then_some("already in chat");
-                ServerEvent::ChatJoined(ChatJoined { chat_id, status: "success", last_seq: Some(last_seq), message })
+        let state = match self.gate.join_state(&self.conn.user, &chat, since, self.cfg.replay_limit).await {
+            Ok(Some(state)) => state,
+            Ok(None) => {
+                self.hub.leave(&self.conn, &chat);
+                return Ok(fail("not_found", "chat not found"));
             }
-            Ok(None) => not_found(),
             Err(cause) => {
+                self.hub.leave(&self.conn, &chat);
                 tracing::warn!(%cause, "join-chat: database unavailable");
-                ServerEvent::Error(ErrorData { code: "unavailable", message: "try again shortly".into(), event })
+                return Ok(fail("unavailable", "try again shortly"));
             }
+        };
+        let mut floor = since.map_or(state.last_seq, |s| s.min(state.last_seq));
+        for (seq, frame) in state.missed {
+            self.send(frame).await?;
+            floor = floor.max(seq);
         }
+        if state.truncated {
+            floor = floor.max(state.last_seq);
+        }
+        self.floors.insert(chat_id.clone(), floor);
+        Ok(ServerEvent::ChatJoined(ChatJoined {
+            chat_id,
+            status: "success",
+            last_seq: Some(floor),
+            message: None,
+            resync: state.truncated,
+        }))
     }
 
     fn refresh(&mut self, token: &str) -> ServerEvent {
@@ -248,13 +315,31 @@ impl<G: Gatekeeper> Session<G> {
         format!("conn_{}", self.conn.id)
     }
 
-    /// Writes one frame. A client that does not take it within `WRITE_TIMEOUT` is a
-    /// slow consumer; one that is gone ends the loop without a close frame.
+    /// Writes a queued frame unless the client already has it.
+    async fn forward(&mut self, out: Outbound) -> Result<(), Ending> {
+        if let Some((chat, seq)) = &out.position {
+            match self.floors.get_mut(&**chat) {
+                Some(floor) if *floor >= *seq => return Ok(()),
+                Some(floor) => *floor = *seq,
+                // Left the chat after this frame was queued.
+                None => return Ok(()),
+            }
+        }
+        self.send(out.frame).await
+    }
+
+    /// Writes one frame. A client that does not take it within `WRITE_TIMEOUT`, or whose
+    /// outbox overflowed meanwhile, is a slow consumer; one that is gone ends the loop
+    /// without a close frame.
     async fn send(&mut self, frame: ByteString) -> Result<(), Ending> {
-        match tokio::time::timeout(WRITE_TIMEOUT, self.ws.text(frame)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_closed)) => Err(None),
-            Err(_elapsed) => Err(closing(super::hub::CLOSE_SLOW_CONSUMER, "slow consumer")),
+        let slow = || closing(super::hub::CLOSE_SLOW_CONSUMER, "slow consumer");
+        tokio::select! {
+            written = tokio::time::timeout(WRITE_TIMEOUT, self.ws.text(frame)) => match written {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_closed)) => Err(None),
+                Err(_elapsed) => Err(slow()),
+            },
+            _ = self.conn.killed().cancelled() => Err(closing(self.conn.close_code(), "slow consumer")),
         }
     }
 }

@@ -6,9 +6,11 @@ use crate::auth::token_from_request;
 use crate::domain::{ChatId, Millis, UserId, now_millis, rfc3339_millis};
 use crate::error::ApiError;
 use crate::realtime::Audience;
-use crate::realtime::protocol::{ServerEvent, UserOffline, UserOnline};
+use crate::realtime::JoinState;
+use crate::realtime::protocol::{MessageEvent, ServerEvent, UserOffline, UserOnline};
 use crate::realtime::{Gatekeeper, SessionConfig, session};
 use crate::state::AppState;
+use crate::views::MessageView;
 
 /// GET /messaging — the WebSocket. Origin and token are checked before the 101.
 pub async fn open_socket(
@@ -28,6 +30,7 @@ pub async fn open_socket(
     let cfg = SessionConfig {
         heartbeat: Duration::from_millis(state.settings.heartbeat_interval_ms.max(10)),
         outbox_capacity: state.settings.outbox_capacity,
+        replay_limit: state.settings.replay_limit.max(1),
     };
     let gate = DbGate { state: state.clone().into_inner() };
     // The stream is !Send, so the session runs on this worker's local task set.
@@ -81,8 +84,29 @@ impl DbGate {
 }
 
 impl Gatekeeper for DbGate {
-    async fn chat_position(&self, user: &UserId, chat: &ChatId) -> Result<Option<i64>, String> {
-        self.state.db.chat_position(user, chat).await.map_err(|e| e.to_string())
+    async fn join_state(
+        &self,
+        user: &UserId,
+        chat: &ChatId,
+        since: Option<i64>,
+        limit: usize,
+    ) -> Result<Option<JoinState>, String> {
+        let found = self.state.db.replay(user, chat, since, limit as i64).await.map_err(|e| e.to_string())?;
+        let Some((last_seq, mut rows)) = found else { return Ok(None) };
+        let truncated = rows.len() > limit;
+        rows.truncate(limit);
+        let missed = rows
+            .into_iter()
+            .map(|row| {
+                let seq = row.seq;
+                let event = ServerEvent::NewMessage(MessageEvent {
+                    chat_id: chat.to_string(),
+                    message: MessageView::from(row),
+                });
+                (seq, event.encode())
+            })
+            .collect();
+        Ok(Some(JoinState { last_seq, missed, truncated }))
     }
 
     fn verify_token(&self, token: &str) -> Result<(UserId, u64), String> {
