@@ -47,6 +47,16 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub max_message_chars: usize,
     pub max_attachments: usize,
+    /// Messages a user may post per second, sustained, and back to back (429 beyond).
+    pub post_rate_per_sec: u32,
+    pub post_rate_burst: u32,
+    /// Frames a connection may send per second, sustained, and back to back. Beyond it
+    /// each frame gets a `rate_limited` error; `ws_abuse_limit` more close it with 4008.
+    pub ws_rate_per_sec: u32,
+    pub ws_rate_burst: u32,
+    pub ws_abuse_limit: u32,
+    /// Open WebSockets per user on this node (close 4029 beyond).
+    pub max_connections_per_user: usize,
     /// Connections in the pool (PostgreSQL) or readers (SQLite, which has one writer).
     pub db_pool_size: usize,
     /// How long a request waits for a database connection before answering 503.
@@ -75,6 +85,12 @@ impl Default for Settings {
             max_frame_bytes: 64 * 1024,
             max_body_bytes: 256 * 1024,
             max_message_chars: 10_000,
+            post_rate_per_sec: 20,
+            post_rate_burst: 50,
+            ws_rate_per_sec: 20,
+            ws_rate_burst: 50,
+            ws_abuse_limit: 20,
+            max_connections_per_user: 16,
             max_attachments: 10,
             db_pool_size: 8,
             db_timeout_ms: 5_000,

@@ -31,6 +31,9 @@ pub enum ApiError {
     /// 409: the request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// 429: too many requests; retry after this many seconds.
+    #[error("rate limit exceeded: retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64, limit: u32 },
     /// 503: the database cannot be reached; nothing was written.
     #[error("the service is temporarily unavailable, retry later")]
     Unavailable(String),
@@ -55,6 +58,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Conflict(_) => "conflict",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -75,6 +79,7 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -92,6 +97,12 @@ impl ResponseError for ApiError {
         }
         if let Self::Unavailable(_) = self {
             res.insert_header((header::RETRY_AFTER, "1"));
+        }
+        if let Self::RateLimited { retry_after_secs, limit } = self {
+            res.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            res.insert_header(("X-RateLimit-Limit", limit.to_string()));
+            res.insert_header(("X-RateLimit-Remaining", "0"));
+            res.insert_header(("X-RateLimit-Reset", retry_after_secs.to_string()));
         }
         res.json(Body { error: self.code(), message: self.to_string() })
     }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod limits;
 pub mod realtime;
 pub mod routes;
 pub mod startup;

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Auth;
 use crate::config::{DatabaseKind, Settings};
 use crate::db::{self, Db};
+use crate::limits::UserLimiter;
 use crate::realtime::{ChatOrder, Hub, Publisher, Typing};
 use crate::routes;
 use crate::state::AppState;
@@ -42,6 +43,7 @@ impl Application {
             hub,
             order: ChatOrder::default(),
             typing,
+            post_limiter: UserLimiter::new(settings.post_rate_per_sec, settings.post_rate_burst),
             auth,
             settings: settings.clone(),
             shutdown: CancellationToken::new(),

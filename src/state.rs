@@ -4,6 +4,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Auth;
 use crate::config::Settings;
 use crate::db::Db;
+use crate::limits::UserLimiter;
 use crate::realtime::{ChatOrder, Hub, Publisher, Typing};
 
 /// The one cloneable handle every handler gets (as `web::Data<AppState>`).
@@ -14,6 +15,8 @@ pub struct AppState {
     pub order: ChatOrder,
     pub typing: Arc<Typing>,
     pub auth: Arc<Auth>,
+    /// Posting rate per user.
+    pub post_limiter: UserLimiter,
     pub settings: Arc<Settings>,
     /// Cancelled on SIGTERM / Ctrl-C: every socket closes with 1001.
     pub shutdown: CancellationToken,

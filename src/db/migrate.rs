@@ -3,8 +3,8 @@
 //! needs a multi-thread runtime, which tests and actix workers do not have.
 
 use diesel::Connection;
-use diesel::connection::SimpleConnection;
 use diesel::SqliteConnection;
+use diesel::connection::SimpleConnection;
 use diesel_async::AsyncPgConnection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};

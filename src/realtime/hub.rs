@@ -116,23 +116,32 @@ impl Hub {
         Self::default()
     }
 
-    /// Adds a connection with an outbox of `capacity` frames. The flag is true when it is
-    /// the user's first open connection (the user just came online).
-    pub fn register(&self, user: UserId, capacity: usize) -> (Arc<ConnHandle>, mpsc::Receiver<Outbound>, bool) {
+    /// Adds a connection with an outbox of `capacity` frames, unless the user already has
+    /// `max_per_user` open. The flag is true for the user's first open connection (the
+    /// user just came online).
+    pub fn register(
+        &self,
+        user: UserId,
+        capacity: usize,
+        max_per_user: usize,
+    ) -> Option<(Arc<ConnHandle>, mpsc::Receiver<Outbound>, bool)> {
+        let mut conns = self.users.entry(user.clone()).or_default();
+        if conns.len() >= max_per_user {
+            return None;
+        }
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let conn = Arc::new(ConnHandle {
             id: self.next_id.fetch_add(1, Ordering::Relaxed) + 1,
-            user: user.clone(),
+            user,
             outbox: tx,
             listening_all: AtomicBool::new(false),
             joined: Mutex::new(HashSet::new()),
             kill: CancellationToken::new(),
             close_code: AtomicU16::new(0),
         });
-        let mut conns = self.users.entry(user).or_default();
         let first = conns.is_empty();
         conns.push(conn.clone());
-        (conn, rx, first)
+        Some((conn, rx, first))
     }
 
     /// Removes a connection and all its subscriptions. True when it was the user's last
@@ -259,8 +268,8 @@ mod tests {
     fn chat_frames_reach_only_joined_connections() {
         let hub = Hub::new();
         let chat = ChatId::generate();
-        let (a, mut rx_a, _) = hub.register(user("alice"), 8);
-        let (_b, mut rx_b, _) = hub.register(user("bob"), 8);
+        let (a, mut rx_a, _) = hub.register(user("alice"), 8, 16).unwrap();
+        let (_b, mut rx_b, _) = hub.register(user("bob"), 8, 16).unwrap();
         assert!(hub.join(&a, &chat));
         assert!(!hub.join(&a, &chat), "second join is a no-op");
         assert_eq!(hub.deliver(Target::Chat(&chat), &"hi".into()), 1);
@@ -274,8 +283,8 @@ mod tests {
     #[test]
     fn every_device_of_a_user_gets_user_frames_and_listen_all_filters() {
         let hub = Hub::new();
-        let (phone, mut rx_phone, first) = hub.register(user("alice"), 8);
-        let (laptop, mut rx_laptop, second) = hub.register(user("alice"), 8);
+        let (phone, mut rx_phone, first) = hub.register(user("alice"), 8, 16).unwrap();
+        let (laptop, mut rx_laptop, second) = hub.register(user("alice"), 8, 16).unwrap();
         assert!(first && !second, "only the first device brings the user online");
         let users = [user("alice")];
         assert_eq!(hub.deliver(Target::Users(&users), &"x".into()), 2);
@@ -294,8 +303,8 @@ mod tests {
     fn a_full_outbox_kills_only_that_connection() {
         let hub = Hub::new();
         let chat = ChatId::generate();
-        let (slow, _rx_slow_never_read, _) = hub.register(user("slow"), 2);
-        let (fast, mut rx_fast, _) = hub.register(user("fast"), 16);
+        let (slow, _rx_slow_never_read, _) = hub.register(user("slow"), 2, 16).unwrap();
+        let (fast, mut rx_fast, _) = hub.register(user("fast"), 16, 16).unwrap();
         hub.join(&slow, &chat);
         hub.join(&fast, &chat);
         for i in 0..3 {
@@ -311,9 +320,9 @@ mod tests {
     fn evict_unsubscribes_every_device_of_one_user_only() {
         let hub = Hub::new();
         let chat = ChatId::generate();
-        let (a1, mut rx_a1, _) = hub.register(user("alice"), 8);
-        let (a2, mut rx_a2, _) = hub.register(user("alice"), 8);
-        let (b, mut rx_b, _) = hub.register(user("bob"), 8);
+        let (a1, mut rx_a1, _) = hub.register(user("alice"), 8, 16).unwrap();
+        let (a2, mut rx_a2, _) = hub.register(user("alice"), 8, 16).unwrap();
+        let (b, mut rx_b, _) = hub.register(user("bob"), 8, 16).unwrap();
         for c in [&a1, &a2, &b] {
             hub.join(c, &chat);
         }
@@ -329,10 +338,19 @@ mod tests {
     }
 
     #[test]
+    fn connections_per_user_are_capped() {
+        let hub = Hub::new();
+        let _a = hub.register(user("alice"), 8, 2).unwrap();
+        let _b = hub.register(user("alice"), 8, 2).unwrap();
+        assert!(hub.register(user("alice"), 8, 2).is_none());
+        assert!(hub.register(user("bob"), 8, 2).is_some());
+    }
+
+    #[test]
     fn unregister_removes_every_trace() {
         let hub = Hub::new();
         let chat = ChatId::generate();
-        let (a, _rx, _) = hub.register(user("alice"), 8);
+        let (a, _rx, _) = hub.register(user("alice"), 8, 16).unwrap();
         hub.join(&a, &chat);
         assert!(hub.unregister(&a));
         assert_eq!((hub.online_users(), hub.active_chats(), hub.connection_count()), (0, 0, 0));

@@ -4,9 +4,11 @@
 
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError};
 use bytestring::ByteString;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
@@ -22,6 +24,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the close frame may wait behind unread data.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
+pub const CLOSE_RATE_LIMITED: u16 = 4008;
+pub const CLOSE_TOO_MANY: u16 = 4029;
 
 /// Where a joining connection stands in a chat.
 #[derive(Debug, Clone, Default)]
@@ -60,6 +64,11 @@ pub struct SessionConfig {
     pub outbox_capacity: usize,
     /// Most messages one `join-chat` replays before answering `resync: true`.
     pub replay_limit: usize,
+    pub max_connections_per_user: usize,
+    /// Client frames per second (sustained) and back to back.
+    pub frame_rate: (u32, u32),
+    /// Rate-limited frames in a row tolerated before closing with 4008.
+    pub abuse_limit: u32,
 }
 
 /// Why the loop ended: `None` when the peer is already gone (nothing to send).
@@ -81,6 +90,9 @@ struct Session<G> {
     /// Per joined chat, the highest `seq` this client has (replayed, reported as
     /// `lastSeq`, or delivered). Live `new-message` frames at or below it are duplicates.
     floors: HashMap<String, i64>,
+    frames: DefaultDirectRateLimiter,
+    /// Rate-limited frames in a row.
+    strikes: u32,
 }
 
 /// Runs a connection from the greeting to the close frame.
@@ -95,7 +107,12 @@ pub async fn run<G: Gatekeeper>(
     expires_at: u64,
     shutdown: CancellationToken,
 ) {
-    let (conn, mut rx, first) = hub.register(user, cfg.outbox_capacity);
+    let Some((conn, mut rx, first)) = hub.register(user.clone(), cfg.outbox_capacity, cfg.max_connections_per_user)
+    else {
+        tracing::info!(%user, "websocket refused: too many connections");
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, ws.close(closing(CLOSE_TOO_MANY, "too many connections"))).await;
+        return;
+    };
     tracing::info!(conn = conn.id, user = %conn.user, "websocket connected");
     if first {
         gate.user_online(&conn.user).await;
@@ -105,10 +122,12 @@ pub async fn run<G: Gatekeeper>(
         conn: conn.clone(),
         hub: hub.clone(),
         gate,
-        cfg,
         expires_at,
         last_seen: Instant::now(),
         floors: HashMap::new(),
+        frames: frame_limiter(cfg.frame_rate),
+        strikes: 0,
+        cfg,
     };
     let Err(ending) = session.drive(&mut stream, &mut rx, &shutdown).await;
     let last = hub.unregister(&conn);
@@ -172,6 +191,23 @@ impl<G: Gatekeeper> Session<G> {
 
     /// `Err` ends the loop with that reason.
     async fn on_client_message(&mut self, msg: Option<Result<AggregatedMessage, ProtocolError>>) -> Result<(), Ending> {
+        if matches!(msg, Some(Ok(AggregatedMessage::Text(_) | AggregatedMessage::Binary(_)))) {
+            if self.frames.check().is_ok() {
+                self.strikes = 0;
+            } else {
+                self.strikes += 1;
+                if self.strikes > self.cfg.abuse_limit {
+                    return Err(closing(CLOSE_RATE_LIMITED, "rate limited"));
+                }
+                let err = FrameError {
+                    code: "rate_limited",
+                    message: "too many frames; slow down".into(),
+                    event: None,
+                    reference: None,
+                };
+                return self.reply_error(err).await;
+            }
+        }
         match msg {
             None => Err(None),
             Some(Ok(AggregatedMessage::Text(text))) => self.on_text(&text).await,
@@ -342,6 +378,12 @@ impl<G: Gatekeeper> Session<G> {
             _ = self.conn.killed().cancelled() => Err(closing(self.conn.close_code(), "slow consumer")),
         }
     }
+}
+
+fn frame_limiter((per_second, burst): (u32, u32)) -> DefaultDirectRateLimiter {
+    let per_second = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+    RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst))
 }
 
 /// The `Instant` at which Unix time `secs` is reached (now, if already past).

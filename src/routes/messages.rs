@@ -59,6 +59,10 @@ pub async fn post_message(
     body: web::Json<PostMessage>,
 ) -> Result<HttpResponse, ApiError> {
     let chat = ChatId::parse(&path).ok_or_else(ApiError::chat_not_found)?;
+    let allowance = state.post_limiter.check(&user.id).map_err(|wait| ApiError::RateLimited {
+        retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+        limit: state.post_limiter.limit(),
+    })?;
     let new = body.into_inner().parse(&state, chat, user.id)?;
     let outcome = detached(async move {
         // Held until the events are queued: publish order = commit order = seq order.
@@ -70,9 +74,15 @@ pub async fn post_message(
         Ok(outcome)
     })
     .await?;
+    let limited = |mut res: actix_web::HttpResponseBuilder| {
+        res.insert_header(("X-RateLimit-Limit", allowance.limit.to_string()))
+            .insert_header(("X-RateLimit-Remaining", allowance.remaining.to_string()))
+            .insert_header(("X-RateLimit-Reset", allowance.reset_secs.to_string()));
+        res
+    };
     match outcome {
-        PostOutcome::Created { message, .. } => Ok(HttpResponse::Created().json(MessageView::from(message))),
-        PostOutcome::Existing(original) => Ok(HttpResponse::Ok().json(MessageView::from(original))),
+        PostOutcome::Created { message, .. } => Ok(limited(HttpResponse::Created()).json(MessageView::from(message))),
+        PostOutcome::Existing(original) => Ok(limited(HttpResponse::Ok()).json(MessageView::from(original))),
         PostOutcome::NotMember => Err(ApiError::chat_not_found()),
         PostOutcome::BadReply => Err(ApiError::Validation("replyTo must name a message of this chat".into())),
     }

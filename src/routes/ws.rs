@@ -31,6 +31,9 @@ pub async fn open_socket(
         heartbeat: Duration::from_millis(state.settings.heartbeat_interval_ms.max(10)),
         outbox_capacity: state.settings.outbox_capacity,
         replay_limit: state.settings.replay_limit.max(1),
+        max_connections_per_user: state.settings.max_connections_per_user.max(1),
+        frame_rate: (state.settings.ws_rate_per_sec, state.settings.ws_rate_burst),
+        abuse_limit: state.settings.ws_abuse_limit,
     };
     let gate = DbGate { state: state.clone().into_inner() };
     // The stream is !Send, so the session runs on this worker's local task set.

@@ -1,0 +1,79 @@
+//! Per-user rate limits on posting (GCRA, via `governor`). A limited request gets 429
+//! with `Retry-After`; every answer carries `X-RateLimit-Limit`, `-Remaining`, `-Reset`.
+
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DashMapStateStore;
+use governor::{Quota, RateLimiter};
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use crate::domain::UserId;
+
+type Keyed = RateLimiter<UserId, DashMapStateStore<UserId>, DefaultClock, StateInformationMiddleware>;
+
+/// What a caller may still do, for the `X-RateLimit-*` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allowance {
+    /// The burst: requests allowed back to back.
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until the full burst is available again.
+    pub reset_secs: u64,
+}
+
+pub struct UserLimiter {
+    limiter: Keyed,
+    per_second: u32,
+    burst: u32,
+}
+
+impl UserLimiter {
+    pub fn new(per_second: u32, burst: u32) -> Self {
+        let per_second = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let burst_nz = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::per_second(per_second).allow_burst(burst_nz);
+        let limiter = RateLimiter::dashmap(quota).with_middleware::<StateInformationMiddleware>();
+        Self { limiter, per_second: per_second.get(), burst: burst_nz.get() }
+    }
+
+    /// Takes one unit for `user`: the allowance left, or how long to wait.
+    pub fn check(&self, user: &UserId) -> Result<Allowance, Duration> {
+        match self.limiter.check_key(user) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                let used = u64::from(self.burst - remaining.min(self.burst));
+                let reset_secs = used.div_ceil(u64::from(self.per_second));
+                Ok(Allowance { limit: self.burst, remaining, reset_secs })
+            }
+            Err(not_until) => Err(not_until.wait_time_from(DefaultClock::default().now())),
+        }
+    }
+
+    pub fn limit(&self) -> u32 {
+        self.burst
+    }
+
+    /// Forgets users whose bucket is full again, so memory follows active users only.
+    pub fn prune(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_burst_passes_then_the_next_request_waits() {
+        let limiter = UserLimiter::new(1, 3);
+        let alice = UserId::parse("alice").unwrap();
+        let remaining: Vec<u32> = (0..3).map(|_| limiter.check(&alice).unwrap().remaining).collect();
+        assert_eq!(remaining, [2, 1, 0]);
+        let wait = limiter.check(&alice).unwrap_err();
+        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1), "{wait:?}");
+        let bob = UserId::parse("bob").unwrap();
+        assert_eq!(limiter.check(&bob).unwrap().remaining, 2, "limits are per user");
+    }
+}
