@@ -140,7 +140,7 @@ impl Drop for TestApp {
 
 /// Runs one statement on the PostgreSQL admin database, from a thread of its own
 /// (callable from Drop and from inside a runtime).
-fn admin_sql(admin: String, sql: String) {
+pub fn admin_sql(admin: String, sql: String) {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         rt.block_on(async {
@@ -153,7 +153,7 @@ fn admin_sql(admin: String, sql: String) {
     .expect("admin statement");
 }
 
-fn with_database(admin: &str, name: &str) -> String {
+pub fn with_database(admin: &str, name: &str) -> String {
     let (base, query) = admin.split_once('?').map_or((admin, None), |(b, q)| (b, Some(q)));
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
     let root = match base[scheme_end..].find('/') {

@@ -13,7 +13,7 @@ use crate::helpers::{WAIT, connect_ws};
 const BIN: &str = env!("CARGO_BIN_EXE_missive");
 
 /// A `missive` process with every MISSIVE_* variable of the caller removed.
-fn missive(data_dir: &Path) -> Command {
+pub fn missive(data_dir: &Path) -> Command {
     let mut cmd = Command::new(BIN);
     for (key, _) in std::env::vars() {
         if key.starts_with("MISSIVE_") || key == "DATABASE_URL" {
@@ -24,9 +24,9 @@ fn missive(data_dir: &Path) -> Command {
     cmd
 }
 
-struct Server {
-    pid: u32,
-    addr: String,
+pub struct Server {
+    pub pid: u32,
+    pub addr: String,
     /// Log lines up to and including the "listening on" line.
     startup_log: Vec<String>,
     exited: mpsc::Receiver<std::process::ExitStatus>,
@@ -34,8 +34,13 @@ struct Server {
 }
 
 /// Starts `missive` (serve) on an ephemeral port and waits for its "listening" line.
-fn start(data_dir: &Path) -> Server {
-    let mut child: Child = missive(data_dir)
+pub fn start(data_dir: &Path) -> Server {
+    start_with(missive(data_dir))
+}
+
+/// Starts a prepared `missive` command (serve) on an ephemeral port.
+pub fn start_with(mut cmd: Command) -> Server {
+    let mut child: Child = cmd
         .env("MISSIVE_BIND", "127.0.0.1:0")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -67,13 +72,23 @@ fn start(data_dir: &Path) -> Server {
 }
 
 impl Server {
-    fn sigterm_and_wait(&self, limit: Duration) -> (std::process::ExitStatus, Duration) {
+    pub fn sigterm_and_wait(&self, limit: Duration) -> (std::process::ExitStatus, Duration) {
         let started = Instant::now();
         let sent = Command::new("kill").args(["-TERM", &self.pid.to_string()]).status().expect("kill");
         assert!(sent.success());
         let exit = self.exited.recv_timeout(limit).expect("missive exits in time after SIGTERM");
         self.reaped.set(true);
         (exit, started.elapsed())
+    }
+}
+
+impl Server {
+    /// Kills the process outright (no shutdown at all) and waits for it to be gone.
+    pub fn sigkill(&self) {
+        let sent = Command::new("kill").args(["-KILL", &self.pid.to_string()]).status().expect("kill");
+        assert!(sent.success());
+        self.exited.recv_timeout(Duration::from_secs(10)).expect("missive is gone after SIGKILL");
+        self.reaped.set(true);
     }
 }
 
@@ -86,7 +101,7 @@ impl Drop for Server {
     }
 }
 
-fn token_for(data_dir: &Path, user: &str) -> String {
+pub fn token_for(data_dir: &Path, user: &str) -> String {
     let out = missive(data_dir).args(["token", user]).output().expect("missive token");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()

@@ -8,6 +8,7 @@ mod chats;
 mod concurrency;
 mod edits_membership;
 mod fanout;
+mod faults;
 mod lifecycle;
 mod messages;
 mod read_state;
