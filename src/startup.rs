@@ -32,6 +32,7 @@ impl Application {
     /// Migrates the database, binds the listener and starts the workers.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let settings = Arc::new(settings);
+        crate::telemetry::metrics();
         let auth = Arc::new(Auth::from_settings(&settings)?);
         let db = open_database(&settings).await?;
         let hub = Arc::new(Hub::new());
@@ -64,15 +65,21 @@ impl Application {
                     let call = srv.call(req);
                     async move {
                         let res = call.await?;
+                        let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+                        let status = res.status().as_u16();
+                        let seconds = started.elapsed().as_secs_f64();
                         // The path only: query strings may carry a token.
                         tracing::info!(
                             target: "missive::access",
                             %method,
                             %path,
-                            route = res.request().match_pattern().as_deref().unwrap_or("-"),
-                            status = res.status().as_u16(),
-                            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+                            route = %route,
+                            status,
+                            duration_ms = seconds * 1000.0,
                         );
+                        let labels = [("route", route), ("method", method.to_string()), ("status", status.to_string())];
+                        metrics::counter!("missive_http_requests_total", &labels).increment(1);
+                        metrics::histogram!("missive_http_request_duration_seconds", &labels).record(seconds);
                         Ok(res)
                     }
                 })

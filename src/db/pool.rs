@@ -94,7 +94,7 @@ where
         PoolError::Timeout(_) => DbError::Unavailable("timed out waiting for a database connection".into()),
         other => DbError::Unavailable(other.to_string()),
     })?;
-    tracing::trace!(wait_us = started.elapsed().as_micros() as u64, "db checkout");
+    metrics::histogram!("missive_db_pool_wait_seconds").record(started.elapsed().as_secs_f64());
     Ok(obj)
 }
 

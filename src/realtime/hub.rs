@@ -23,17 +23,19 @@ pub type ConnId = u64;
 pub struct Outbound {
     pub frame: ByteString,
     pub position: Option<(ByteString, i64)>,
+    /// When it was published, for the push latency histogram.
+    pub queued_at: std::time::Instant,
 }
 
 impl From<&str> for Outbound {
     fn from(text: &str) -> Self {
-        Self { frame: ByteString::from(text.to_owned()), position: None }
+        Self { frame: ByteString::from(text.to_owned()), position: None, queued_at: std::time::Instant::now() }
     }
 }
 
 impl From<String> for Outbound {
     fn from(text: String) -> Self {
-        Self { frame: ByteString::from(text), position: None }
+        Self { frame: ByteString::from(text), position: None, queued_at: std::time::Instant::now() }
     }
 }
 
@@ -82,6 +84,7 @@ impl ConnHandle {
         match self.outbox.try_send(frame.clone()) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!("missive_outbox_overflows_total").increment(1);
                 tracing::warn!(conn = self.id, user = %self.user, "outbox full: closing slow consumer");
                 self.kill(CLOSE_SLOW_CONSUMER);
                 false

@@ -42,14 +42,16 @@ impl Publisher {
             ServerEvent::NewMessage(m) => Some((ByteString::from(m.chat_id.clone()), m.message.seq)),
             _ => None,
         };
-        let frame = Outbound { frame: event.encode(), position };
+        let frame = Outbound { frame: event.encode(), position, queued_at: std::time::Instant::now() };
         let target = match audience {
             Audience::Chat(chat) => Target::Chat(chat),
             Audience::ChatExcept(chat, user) => Target::ChatExcept(chat, user),
             Audience::Users(users) => Target::Users(users),
             Audience::ListeningUsers(users) => Target::ListeningUsers(users),
         };
-        self.hub.deliver(target, &frame)
+        let delivered = self.hub.deliver(target, &frame);
+        metrics::counter!("missive_events_pushed_total").increment(delivered as u64);
+        delivered
     }
 }
 

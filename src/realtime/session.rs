@@ -114,6 +114,7 @@ pub async fn run<G: Gatekeeper>(
         return;
     };
     tracing::info!(conn = conn.id, user = %conn.user, "websocket connected");
+    metrics::gauge!("missive_ws_connections").increment(1.0);
     if first {
         gate.user_online(&conn.user).await;
     }
@@ -131,7 +132,11 @@ pub async fn run<G: Gatekeeper>(
     };
     let Err(ending) = session.drive(&mut stream, &mut rx, &shutdown).await;
     let last = hub.unregister(&conn);
+    metrics::gauge!("missive_ws_connections").decrement(1.0);
     let code = ending.as_ref().map(|r| u16::from(r.code));
+    if code == Some(super::hub::CLOSE_SLOW_CONSUMER) {
+        metrics::counter!("missive_slow_consumer_closes_total").increment(1);
+    }
     tracing::info!(conn = conn.id, user = %conn.user, close_code = ?code, "websocket closed");
     if ending.is_some() {
         // A slow consumer's close frame queues behind what it has not read yet; give it
@@ -361,7 +366,9 @@ impl<G: Gatekeeper> Session<G> {
                 None => return Ok(()),
             }
         }
-        self.send(out.frame).await
+        self.send(out.frame).await?;
+        metrics::histogram!("missive_push_latency_seconds").record(out.queued_at.elapsed().as_secs_f64());
+        Ok(())
     }
 
     /// Writes one frame. A client that does not take it within `WRITE_TIMEOUT`, or whose

@@ -19,3 +19,8 @@ pub async fn get_readiness(state: web::Data<AppState>) -> HttpResponse {
         }
     }
 }
+
+/// GET /metrics — Prometheus text format.
+pub async fn get_metrics() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(crate::telemetry::metrics().render())
+}

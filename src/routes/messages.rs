@@ -81,7 +81,10 @@ pub async fn post_message(
         res
     };
     match outcome {
-        PostOutcome::Created { message, .. } => Ok(limited(HttpResponse::Created()).json(MessageView::from(message))),
+        PostOutcome::Created { message, .. } => {
+            metrics::counter!("missive_messages_posted_total").increment(1);
+            Ok(limited(HttpResponse::Created()).json(MessageView::from(message)))
+        }
         PostOutcome::Existing(original) => Ok(limited(HttpResponse::Ok()).json(MessageView::from(original))),
         PostOutcome::NotMember => Err(ApiError::chat_not_found()),
         PostOutcome::BadReply => Err(ApiError::Validation("replyTo must name a message of this chat".into())),

@@ -18,6 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .route("/healthz", web::get().to(health::get_health))
         .route("/readyz", web::get().to(health::get_readiness))
+        .route("/metrics", web::get().to(health::get_metrics))
         .route("/messaging", web::get().to(ws::open_socket))
         .service(
             web::scope("/v1/messaging")

@@ -28,9 +28,11 @@ pub struct Server {
     pub pid: u32,
     pub addr: String,
     /// Log lines up to and including the "listening on" line.
-    startup_log: Vec<String>,
+    pub startup_log: Vec<String>,
     exited: mpsc::Receiver<std::process::ExitStatus>,
     reaped: std::cell::Cell<bool>,
+    /// Log lines after startup, as they arrive (read with `next_log_line`).
+    later_log: std::sync::Mutex<mpsc::Receiver<String>>,
 }
 
 /// Starts `missive` (serve) on an ephemeral port and waits for its "listening" line.
@@ -61,14 +63,14 @@ pub fn start_with(mut cmd: Command) -> Server {
             break rest.split_whitespace().next().expect("address").to_owned();
         }
     };
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || while lines.recv().is_ok() {});
+    // The reader thread keeps draining stderr, so the server never blocks on a full pipe.
+    let later_log = std::sync::Mutex::new(lines);
     let pid = child.id();
     let (exit_tx, exited) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = exit_tx.send(child.wait().expect("wait for missive"));
     });
-    Server { pid, addr, startup_log, exited, reaped: false.into() }
+    Server { pid, addr, startup_log, exited, reaped: false.into(), later_log }
 }
 
 impl Server {
@@ -83,6 +85,11 @@ impl Server {
 }
 
 impl Server {
+    /// The next log line, waiting at most `limit`.
+    pub fn next_log_line(&self, limit: Duration) -> Option<String> {
+        self.later_log.lock().expect("log receiver").recv_timeout(limit).ok()
+    }
+
     /// Kills the process outright (no shutdown at all) and waits for it to be gone.
     pub fn sigkill(&self) {
         let sent = Command::new("kill").args(["-KILL", &self.pid.to_string()]).status().expect("kill");
