@@ -42,10 +42,13 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: &'a str,
-    message: String,
+/// Every error response: a stable machine code and a human message.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// `unauthorized`, `forbidden`, `not_found`, `validation_failed`, `payload_too_large`,
+    /// `unsupported_media_type`, `conflict`, `rate_limited`, `unavailable`, `internal`.
+    pub error: String,
+    pub message: String,
 }
 
 impl ApiError {
@@ -104,7 +107,7 @@ impl ResponseError for ApiError {
             res.insert_header(("X-RateLimit-Remaining", "0"));
             res.insert_header(("X-RateLimit-Reset", retry_after_secs.to_string()));
         }
-        res.json(Body { error: self.code(), message: self.to_string() })
+        res.json(ErrorBody { error: self.code().to_owned(), message: self.to_string() })
     }
 }
 

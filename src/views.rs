@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::db::models::{ChatRecord, MessageRow};
 use crate::domain::{Attachment, rfc3339_millis};
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageView {
     pub id: String,
@@ -22,7 +22,7 @@ pub struct MessageView {
     pub deleted_at: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatView {
     pub id: String,
@@ -31,6 +31,7 @@ pub struct ChatView {
     pub created_by: String,
     pub created_at: String,
     pub updated_at: String,
+    #[schema(nullable)]
     pub last_message: Option<MessageView>,
     pub last_seq: i64,
     /// Unread messages of the user this view was made for.

@@ -5,19 +5,24 @@ use super::detached;
 use crate::auth::AuthUser;
 use crate::db::models::ChatRow;
 use crate::domain::{ChatId, ChatName, Participants, now_millis};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::realtime::Audience;
 use crate::realtime::protocol::{ChatCreated, ServerEvent};
 use crate::state::AppState;
 use crate::views::ChatView;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateChat {
+    /// Other participants; the caller is always added (first).
     participants: Vec<String>,
+    /// Optional display name, 1-200 characters.
     name: Option<String>,
 }
 
 /// POST /v1/messaging/chats
+#[utoipa::path(post, path = "/v1/messaging/chats", tag = "chats", request_body = CreateChat,
+    description = "Creates a chat. Pushes `chat-created` to every connection of every participant.",
+    responses((status = 201, description = "The new chat", body = ChatView), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn create_chat(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -47,20 +52,27 @@ pub async fn create_chat(
     Ok(HttpResponse::Created().json(view))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ChatListQuery {
+    /// 1-100, default 20.
     limit: Option<i64>,
+    /// `nextCursor` of the previous page.
     before: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ChatList {
+pub struct ChatList {
     chats: Vec<ChatView>,
+    /// Pass as `before` for the next page; null on the last page.
     next_cursor: Option<String>,
 }
 
 /// GET /v1/messaging/chats
+#[utoipa::path(get, path = "/v1/messaging/chats", tag = "chats", params(ChatListQuery),
+    description = "The caller's chats, newest activity first.",
+    responses((status = 200, description = "A page of chats", body = ChatList), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn list_chats(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -86,6 +98,8 @@ fn parse_cursor(s: &str) -> Result<(i64, ChatId), ApiError> {
 }
 
 /// GET /v1/messaging/chats/{chat_id}
+#[utoipa::path(get, path = "/v1/messaging/chats/{chat_id}", tag = "chats", params(("chat_id" = String, Path, description = "Chat id (`chat_…`)")),
+    responses((status = 200, description = "The chat as the caller sees it", body = ChatView), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn get_chat(
     state: web::Data<AppState>,
     user: AuthUser,

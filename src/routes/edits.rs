@@ -6,14 +6,15 @@ use serde::Deserialize;
 use crate::auth::AuthUser;
 use crate::db::{Change, ChangeOutcome};
 use crate::domain::{ChatId, MessageContent, MessageId, now_millis};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::realtime::Audience;
 use crate::realtime::protocol::{MessageDeleted, MessageEvent, ServerEvent};
 use crate::state::AppState;
 use crate::views::MessageView;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct EditMessage {
+    /// The new text, 1-10,000 characters.
     content: String,
 }
 
@@ -57,6 +58,10 @@ async fn apply(
 }
 
 /// PATCH /v1/messaging/chats/{chat_id}/messages/{message_id}
+#[utoipa::path(patch, path = "/v1/messaging/chats/{chat_id}/messages/{message_id}", tag = "messages",
+    params(("chat_id" = String, Path, description = "Chat id (`chat_…`)"), ("message_id" = String, Path, description = "Message id (`msg_…`)")), request_body = EditMessage, description = "Pushes `message-updated`.",
+    responses((status = 200, description = "The edited message", body = MessageView), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 403, description = "Not the sender", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody),
+        (status = 409, description = "The message was deleted", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn edit_message(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -69,6 +74,9 @@ pub async fn edit_message(
 }
 
 /// DELETE /v1/messaging/chats/{chat_id}/messages/{message_id}
+#[utoipa::path(delete, path = "/v1/messaging/chats/{chat_id}/messages/{message_id}", tag = "messages",
+    params(("chat_id" = String, Path, description = "Chat id (`chat_…`)"), ("message_id" = String, Path, description = "Message id (`msg_…`)")), description = "Keeps the `seq`, drops content and attachments. Pushes `message-deleted`.",
+    responses((status = 204, description = "Deleted"), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 403, description = "Not the sender", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn delete_message(
     state: web::Data<AppState>,
     user: AuthUser,

@@ -7,18 +7,32 @@ use super::detached;
 use crate::auth::AuthUser;
 use crate::db::{Cursor, NewMessage, PostOutcome};
 use crate::domain::{Attachments, ChatId, ClientMessageId, MessageContent, MessageId, UserId, now_millis};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::realtime::Audience;
 use crate::realtime::protocol::{ChatUpdated, MessageEvent, ServerEvent};
 use crate::state::AppState;
 use crate::views::MessageView;
 
-#[derive(Deserialize)]
+/// An attachment as sent: an object, or a plain http(s) URL string.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // documentation only: the handler parses `Value`s itself
+pub enum AttachmentInput {
+    Url(String),
+    Object(crate::domain::Attachment),
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PostMessage {
+    /// 1-10,000 characters (may be empty when there are attachments).
     content: Option<String>,
+    /// At most 10.
+    #[schema(value_type = Option<Vec<AttachmentInput>>)]
     attachments: Option<Vec<Value>>,
+    /// A message of the same chat.
     reply_to: Option<String>,
+    /// Makes the send idempotent: a retry returns the original with 200.
     client_message_id: Option<String>,
 }
 
@@ -52,6 +66,18 @@ impl PostMessage {
 }
 
 /// POST /v1/messaging/chats/{chat_id}/messages
+#[utoipa::path(post, path = "/v1/messaging/chats/{chat_id}/messages", tag = "messages", params(("chat_id" = String, Path, description = "Chat id (`chat_…`)")),
+    request_body = PostMessage,
+    description = "Posts a message with the chat's next `seq`. Pushes `new-message` to joined connections and \
+        `chat-updated` to participants' listen-all connections.",
+    responses(
+        (status = 201, description = "The stored message", body = MessageView),
+        (status = 200, description = "A retry with a known `clientMessageId`: the original", body = MessageView),
+        (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 429, description = "Posting too fast; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn post_message(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -112,21 +138,29 @@ fn publish_new_message(state: &AppState, chat: &ChatId, message: MessageView, me
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
+    /// 1-200, default 50.
     limit: Option<i64>,
+    /// Messages with a smaller `seq` (the newest `limit` of them).
     before: Option<i64>,
+    /// Messages with a larger `seq` (the oldest `limit` of them).
     after: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct History {
+pub struct History {
+    /// Ascending by `seq`.
     messages: Vec<MessageView>,
+    /// More messages exist beyond this page in the paging direction.
     has_more: bool,
 }
 
 /// GET /v1/messaging/chats/{chat_id}/messages
+#[utoipa::path(get, path = "/v1/messaging/chats/{chat_id}/messages", tag = "messages", params(("chat_id" = String, Path, description = "Chat id (`chat_…`)"), HistoryQuery),
+    responses((status = 200, description = "A page of history", body = History), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn list_messages(
     state: web::Data<AppState>,
     user: AuthUser,

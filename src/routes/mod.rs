@@ -5,36 +5,55 @@ mod chats;
 mod edits;
 mod health;
 mod messages;
+mod openapi;
 mod participants;
 mod reads;
 mod ws;
+
+pub use openapi::ApiDoc;
 
 use actix_web::{HttpRequest, web};
 
 use crate::error::{ApiError, json_error, query_error};
 
+/// Declares the URL table once: `register` adds every route, `ROUTES` lists them
+/// (the OpenAPI test checks that each one is documented).
+macro_rules! url_table {
+    ($($method:ident $path:literal => $handler:path,)*) => {
+        /// Every route as `(method, path)`, in registration order.
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        fn register(cfg: &mut web::ServiceConfig) {
+            $(cfg.route($path, web::$method().to($handler));)*
+        }
+    };
+}
+
+url_table! {
+    get    "/healthz"                                                 => health::get_health,
+    get    "/readyz"                                                  => health::get_readiness,
+    get    "/metrics"                                                 => health::get_metrics,
+    get    "/messaging"                                               => ws::open_socket,
+    post   "/v1/messaging/chats"                                      => chats::create_chat,
+    get    "/v1/messaging/chats"                                      => chats::list_chats,
+    get    "/v1/messaging/chats/{chat_id}"                            => chats::get_chat,
+    post   "/v1/messaging/chats/{chat_id}/messages"                   => messages::post_message,
+    get    "/v1/messaging/chats/{chat_id}/messages"                   => messages::list_messages,
+    patch  "/v1/messaging/chats/{chat_id}/messages/{message_id}"      => edits::edit_message,
+    delete "/v1/messaging/chats/{chat_id}/messages/{message_id}"      => edits::delete_message,
+    post   "/v1/messaging/chats/{chat_id}/read"                       => reads::mark_read,
+    post   "/v1/messaging/chats/{chat_id}/typing"                     => reads::set_typing,
+    get    "/v1/messaging/chats/{chat_id}/presence"                   => reads::get_presence,
+    post   "/v1/messaging/chats/{chat_id}/participants"               => participants::add_participants,
+    delete "/v1/messaging/chats/{chat_id}/participants/{user_id}"     => participants::remove_participant,
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     cfg.app_data(web::JsonConfig::default().limit(max_body_bytes).error_handler(json_error))
         .app_data(web::QueryConfig::default().error_handler(query_error))
-        .route("/healthz", web::get().to(health::get_health))
-        .route("/readyz", web::get().to(health::get_readiness))
-        .route("/metrics", web::get().to(health::get_metrics))
-        .route("/messaging", web::get().to(ws::open_socket))
-        .service(
-            web::scope("/v1/messaging")
-                .route("/chats", web::post().to(chats::create_chat))
-                .route("/chats", web::get().to(chats::list_chats))
-                .route("/chats/{chat_id}", web::get().to(chats::get_chat))
-                .route("/chats/{chat_id}/messages", web::post().to(messages::post_message))
-                .route("/chats/{chat_id}/messages", web::get().to(messages::list_messages))
-                .route("/chats/{chat_id}/messages/{message_id}", web::patch().to(edits::edit_message))
-                .route("/chats/{chat_id}/messages/{message_id}", web::delete().to(edits::delete_message))
-                .route("/chats/{chat_id}/read", web::post().to(reads::mark_read))
-                .route("/chats/{chat_id}/typing", web::post().to(reads::set_typing))
-                .route("/chats/{chat_id}/presence", web::get().to(reads::get_presence))
-                .route("/chats/{chat_id}/participants", web::post().to(participants::add_participants))
-                .route("/chats/{chat_id}/participants/{user_id}", web::delete().to(participants::remove_participant)),
-        )
+        .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound("not found".into()).into()))
+        .service(openapi::swagger_ui())
+        .configure(register)
         .default_service(web::to(no_route));
 }
 

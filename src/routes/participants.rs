@@ -6,19 +6,23 @@ use serde::Deserialize;
 use crate::auth::AuthUser;
 use crate::db::RemoveOutcome;
 use crate::domain::{ChatId, Participants, UserId, now_millis};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::realtime::Audience;
 use crate::realtime::protocol::{ChatCreated, Participant, ServerEvent};
 use crate::state::AppState;
 use crate::views::ChatView;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AddParticipants {
     user_ids: Vec<String>,
 }
 
 /// POST /v1/messaging/chats/{chat_id}/participants — any participant may add others.
+#[utoipa::path(post, path = "/v1/messaging/chats/{chat_id}/participants", tag = "chats", params(("chat_id" = String, Path, description = "Chat id (`chat_…`)")),
+    request_body = AddParticipants,
+    description = "Pushes `participant-added` to the chat and `chat-created` to the newcomers.",
+    responses((status = 200, description = "The chat", body = ChatView), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn add_participants(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -54,6 +58,11 @@ pub async fn add_participants(
 
 /// DELETE /v1/messaging/chats/{chat_id}/participants/{user_id} — yourself, or anyone if
 /// you created the chat. The removed user's sockets stop receiving the chat at once.
+#[utoipa::path(delete, path = "/v1/messaging/chats/{chat_id}/participants/{user_id}", tag = "chats",
+    params(("chat_id" = String, Path, description = "Chat id (`chat_…`)"), ("user_id" = String, Path, description = "The participant to remove")),
+    description = "Pushes `participant-removed`; the removed user's sockets stop receiving the chat at once.",
+    responses((status = 204, description = "Removed"), (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Only the creator removes others", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn remove_participant(
     state: web::Data<AppState>,
     user: AuthUser,

@@ -7,27 +7,33 @@ use std::collections::BTreeMap;
 use crate::auth::AuthUser;
 use crate::db::{ReadOutcome, ReadUpTo};
 use crate::domain::{ChatId, MessageId, rfc3339_millis};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::realtime::Audience;
 use crate::realtime::protocol::{MessageRead, ServerEvent, UnreadCountUpdated};
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+/// Exactly one of `seq` and `messageId`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MarkRead {
     seq: Option<i64>,
     message_id: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ReadReply {
+pub struct ReadReply {
     chat_id: String,
     last_read_seq: i64,
     unread_count: i64,
 }
 
 /// POST /v1/messaging/chats/{chat_id}/read
+#[utoipa::path(post, path = "/v1/messaging/chats/{chat_id}/read", tag = "read state", params(("chat_id" = String, Path, description = "Chat id (`chat_…`)")),
+    request_body = MarkRead,
+    description = "Moves the caller's read marker forward (never back). Pushes `message-read` to the chat and \
+        `unread-count-updated` to the caller's connections.",
+    responses((status = 200, description = "The marker after the call", body = ReadReply), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn mark_read(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -74,13 +80,17 @@ pub async fn mark_read(
     Ok(HttpResponse::Ok().json(reply))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SetTyping {
     is_typing: bool,
 }
 
 /// POST /v1/messaging/chats/{chat_id}/typing
+#[utoipa::path(post, path = "/v1/messaging/chats/{chat_id}/typing", tag = "read state", params(("chat_id" = String, Path, description = "Chat id (`chat_…`)")),
+    request_body = SetTyping,
+    description = "Pushes `user-typing` to the chat's other joined connections when a typing spell starts or ends.",
+    responses((status = 204, description = "Recorded"), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn set_typing(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -93,14 +103,18 @@ pub async fn set_typing(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Presence {
+pub struct Presence {
+    /// Participants with an open connection.
     online: Vec<String>,
+    /// The others: when they were last connected (null: never).
     last_seen: BTreeMap<String, Option<String>>,
 }
 
 /// GET /v1/messaging/chats/{chat_id}/presence
+#[utoipa::path(get, path = "/v1/messaging/chats/{chat_id}/presence", tag = "read state", params(("chat_id" = String, Path, description = "Chat id (`chat_…`)")),
+    responses((status = 200, description = "Who is online", body = Presence), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn get_presence(
     state: web::Data<AppState>,
     user: AuthUser,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::auth::token_from_request;
 use crate::domain::{ChatId, Millis, UserId, now_millis, rfc3339_millis};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::realtime::Audience;
 use crate::realtime::JoinState;
 use crate::realtime::protocol::{MessageEvent, ServerEvent, UserOffline, UserOnline};
@@ -13,6 +13,13 @@ use crate::state::AppState;
 use crate::views::MessageView;
 
 /// GET /messaging — the WebSocket. Origin and token are checked before the 101.
+#[utoipa::path(get, path = "/messaging", tag = "websocket",
+    description = "Upgrades to the WebSocket (frames in docs/asyncapi.yaml). The token comes from `?token=`, \
+        the Authorization header or the `sAccessToken` cookie.",
+    params(("token" = Option<String>, Query, description = "JWT, for clients that cannot set headers")),
+    responses((status = 101, description = "Switching protocols"),
+        (status = 400, description = "Not a WebSocket upgrade", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Origin not allowed", body = ErrorBody)))]
 pub async fn open_socket(
     req: HttpRequest,
     body: web::Payload,
