@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::db::models::{ChatRecord, MessageRow};
 use crate::domain::{Attachment, rfc3339_millis};
 
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageView {
     pub id: String,
@@ -22,7 +22,7 @@ pub struct MessageView {
     pub deleted_at: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatView {
     pub id: String,

@@ -5,6 +5,7 @@
 use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 
 use crate::views::{ChatView, MessageView};
 
@@ -90,7 +91,7 @@ impl ClientFrame {
 }
 
 /// Frames the server sends.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", content = "data", rename_all = "kebab-case")]
 pub enum ServerEvent {
     Connected(Connected),
@@ -116,7 +117,7 @@ pub enum ServerEvent {
     ParticipantRemoved(Participant),
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageDeleted {
     pub chat_id: String,
@@ -124,7 +125,7 @@ pub struct MessageDeleted {
     pub seq: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageRead {
     pub chat_id: String,
@@ -132,7 +133,7 @@ pub struct MessageRead {
     pub last_read_seq: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UnreadCountUpdated {
     pub chat_id: String,
@@ -140,7 +141,7 @@ pub struct UnreadCountUpdated {
     pub total_unread: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserTyping {
     pub chat_id: String,
@@ -148,27 +149,27 @@ pub struct UserTyping {
     pub is_typing: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserOnline {
     pub user_id: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserOffline {
     pub user_id: String,
     pub last_seen: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Participant {
     pub chat_id: String,
     pub user_id: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Connected {
     pub user_id: String,
@@ -176,14 +177,14 @@ pub struct Connected {
     pub heartbeat_interval_ms: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageEvent {
     pub chat_id: String,
     pub message: MessageView,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatUpdated {
     pub chat_id: String,
@@ -191,44 +192,44 @@ pub struct ChatUpdated {
     pub unread_count: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChatCreated {
     pub chat: ChatView,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatJoined {
     pub chat_id: String,
-    pub status: &'static str,
+    pub status: Cow<'static, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_seq: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<&'static str>,
+    pub message: Option<Cow<'static, str>>,
     /// More was missed than one replay holds: page the rest over REST up to `lastSeq`.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resync: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatLeft {
     pub chat_id: String,
-    pub status: &'static str,
+    pub status: Cow<'static, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<&'static str>,
+    pub message: Option<Cow<'static, str>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
-    pub status: &'static str,
+    pub status: Cow<'static, str>,
 }
 
 impl Status {
-    pub const SUCCESS: Self = Self { status: "success" };
+    pub const SUCCESS: Self = Self { status: Cow::Borrowed("success") };
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DebugStatus {
     pub user_id: String,
@@ -240,21 +241,21 @@ pub struct DebugStatus {
     pub total_chats: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenRefreshed {
     pub expires_at: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Pong {
     pub server_time: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorData {
-    pub code: &'static str,
+    pub code: Cow<'static, str>,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<String>,
@@ -269,6 +270,58 @@ struct Envelope<'a> {
 }
 
 impl ServerEvent {
+    /// Every server event name (the AsyncAPI test checks each is documented).
+    pub const EVENTS: [&'static str; 21] = [
+        "connected",
+        "new-message",
+        "chat-updated",
+        "chat-created",
+        "chat-joined",
+        "chat-left",
+        "listening-all-chats",
+        "left-all-chats",
+        "debug-status",
+        "token-refreshed",
+        "pong",
+        "error",
+        "message-updated",
+        "message-deleted",
+        "message-read",
+        "unread-count-updated",
+        "user-typing",
+        "user-online",
+        "user-offline",
+        "participant-added",
+        "participant-removed",
+    ];
+
+    /// The wire name; exhaustive, so a new variant cannot go unnamed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Connected(_) => "connected",
+            Self::NewMessage(_) => "new-message",
+            Self::ChatUpdated(_) => "chat-updated",
+            Self::ChatCreated(_) => "chat-created",
+            Self::ChatJoined(_) => "chat-joined",
+            Self::ChatLeft(_) => "chat-left",
+            Self::ListeningAllChats(_) => "listening-all-chats",
+            Self::LeftAllChats(_) => "left-all-chats",
+            Self::DebugStatus(_) => "debug-status",
+            Self::TokenRefreshed(_) => "token-refreshed",
+            Self::Pong(_) => "pong",
+            Self::Error(_) => "error",
+            Self::MessageUpdated(_) => "message-updated",
+            Self::MessageDeleted(_) => "message-deleted",
+            Self::MessageRead(_) => "message-read",
+            Self::UnreadCountUpdated(_) => "unread-count-updated",
+            Self::UserTyping(_) => "user-typing",
+            Self::UserOnline(_) => "user-online",
+            Self::UserOffline(_) => "user-offline",
+            Self::ParticipantAdded(_) => "participant-added",
+            Self::ParticipantRemoved(_) => "participant-removed",
+        }
+    }
+
     /// Serialises once; the result is reference-counted, so every recipient shares it.
     pub fn encode(&self) -> ByteString {
         self.encode_with_ref(None)
@@ -283,7 +336,7 @@ impl ServerEvent {
     }
 
     pub fn error(err: FrameError) -> (Self, Option<String>) {
-        let event = Self::Error(ErrorData { code: err.code, message: err.message, event: err.event });
+        let event = Self::Error(ErrorData { code: err.code.into(), message: err.message, event: err.event });
         (event, err.reference)
     }
 }

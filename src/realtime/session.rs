@@ -258,8 +258,8 @@ impl<G: Gatekeeper> Session<G> {
             ClientCommand::LeaveChat { chat_id } => {
                 self.floors.remove(&chat_id);
                 let left = ChatId::parse(&chat_id).is_some_and(|chat| self.hub.leave(&self.conn, &chat));
-                let message = (!left).then_some("not in chat");
-                ServerEvent::ChatLeft(ChatLeft { chat_id, status: "success", message })
+                let message = (!left).then_some("not in chat".into());
+                ServerEvent::ChatLeft(ChatLeft { chat_id, status: "success".into(), message })
             }
             ClientCommand::ListenAllChats {} => {
                 self.hub.listen_all(&self.conn);
@@ -289,8 +289,8 @@ impl<G: Gatekeeper> Session<G> {
     /// A removal that commits meanwhile is either seen here or evicts the subscription.
     async fn join(&mut self, chat_id: String, since: Option<i64>) -> Result<ServerEvent, Ending> {
         let event = Some("join-chat".to_owned());
-        let fail = |code, message: &str| {
-            ServerEvent::Error(ErrorData { code, message: message.to_owned(), event: event.clone() })
+        let fail = |code: &'static str, message: &str| {
+            ServerEvent::Error(ErrorData { code: code.into(), message: message.to_owned(), event: event.clone() })
         };
         if since.is_some_and(|s| s < 0) {
             return Ok(fail("validation_failed", "lastSeq must be >= 0"));
@@ -301,9 +301,9 @@ impl<G: Gatekeeper> Session<G> {
             let last_seq = self.floors.get(&chat_id).copied();
             return Ok(ServerEvent::ChatJoined(ChatJoined {
                 chat_id,
-                status: "success",
+                status: "success".into(),
                 last_seq,
-                message: Some("already in chat"),
+                message: Some("already in chat".into()),
                 resync: false,
             }));
         }
@@ -330,7 +330,7 @@ impl<G: Gatekeeper> Session<G> {
         self.floors.insert(chat_id.clone(), floor);
         Ok(ServerEvent::ChatJoined(ChatJoined {
             chat_id,
-            status: "success",
+            status: "success".into(),
             last_seq: Some(floor),
             message: None,
             resync: state.truncated,
@@ -338,8 +338,8 @@ impl<G: Gatekeeper> Session<G> {
     }
 
     fn refresh(&mut self, token: &str) -> ServerEvent {
-        let fail = |code, message: String| {
-            ServerEvent::Error(ErrorData { code, message, event: Some("refresh-token".into()) })
+        let fail = |code: &'static str, message: String| {
+            ServerEvent::Error(ErrorData { code: code.into(), message, event: Some("refresh-token".into()) })
         };
         match self.gate.verify_token(token) {
             Err(e) => fail("unauthorized", e),

@@ -2,6 +2,7 @@
 //! one file per resource.
 
 mod chats;
+mod demo;
 mod edits;
 mod health;
 mod messages;
@@ -46,6 +47,10 @@ url_table! {
     get    "/v1/messaging/chats/{chat_id}/presence"                   => reads::get_presence,
     post   "/v1/messaging/chats/{chat_id}/participants"               => participants::add_participants,
     delete "/v1/messaging/chats/{chat_id}/participants/{user_id}"     => participants::remove_participant,
+    get    "/"                                                        => demo::get_demo_page,
+    get    "/demo.js"                                                 => demo::get_demo_script,
+    get    "/demo.css"                                                => demo::get_demo_style,
+    post   "/dev/token"                                               => demo::create_dev_token,
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {

@@ -5,7 +5,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{chats, edits, health, messages, participants, reads, ws};
+use super::{chats, demo, edits, health, messages, participants, reads, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,6 +32,10 @@ use super::{chats, edits, health, messages, participants, reads, ws};
         reads::get_presence,
         participants::add_participants,
         participants::remove_participant,
+        demo::get_demo_page,
+        demo::get_demo_script,
+        demo::get_demo_style,
+        demo::create_dev_token,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
