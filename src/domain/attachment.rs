@@ -66,6 +66,10 @@ fn check_url(s: &str) -> Result<(), Invalid> {
     if s.len() > MAX_URL {
         return Err(Invalid::new(format!("url is longer than {MAX_URL} bytes")));
     }
+    // The URL parser forgives (strips or escapes) these, but the string is stored as sent.
+    if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(Invalid::new("url must not contain spaces or control characters"));
+    }
     let parsed = url::Url::parse(s).map_err(|e| Invalid::new(format!("url {s:?} is not valid: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
         return Err(Invalid::new(format!("url {s:?} must be an http or https URL with a host")));
@@ -94,7 +98,15 @@ mod tests {
 
     #[test]
     fn only_http_and_https_urls_pass() {
-        for bad in ["javascript:alert(1)", "file:///etc/passwd", "ftp://x.io/a", "not a url", "https://"] {
+        for bad in [
+            "javascript:alert(1)",
+            "file:///etc/passwd",
+            "ftp://x.io/a",
+            "not a url",
+            "https://",
+            "https://x.io/a\0",
+            " https://x.io",
+        ] {
             assert!(Attachments::parse(vec![json!(bad)], 10).is_err(), "{bad}");
         }
         assert!(Attachments::parse(vec![json!(42)], 10).is_err());

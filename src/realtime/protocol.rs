@@ -63,12 +63,15 @@ struct RawFrame {
 
 impl ClientFrame {
     pub fn parse(text: &str) -> Result<Self, FrameError> {
-        let raw: RawFrame = serde_json::from_str(text).map_err(|e| FrameError {
+        let invalid = |e: String| FrameError {
             code: "invalid_frame",
             message: format!("expected a JSON object {{\"event\", \"data\", \"ref\"?}}: {e}"),
             event: None,
             reference: None,
-        })?;
+        };
+        // Through a map first: serde would otherwise accept `["ping", {}]` by position.
+        let object: serde_json::Map<String, Value> = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let raw = RawFrame::deserialize(Value::Object(object)).map_err(|e| invalid(e.to_string()))?;
         let fail = |code, message: String| FrameError {
             code,
             message,
@@ -375,6 +378,7 @@ mod tests {
         let wrong_type = ClientFrame::parse(r#"{"event":"join-chat","data":{"chatId":5}}"#).unwrap_err();
         assert_eq!(wrong_type.code, "validation_failed");
         assert_eq!(ClientFrame::parse(r#"{"event":"ping","data":[1]}"#).unwrap_err().code, "validation_failed");
+        assert_eq!(ClientFrame::parse(r#"["ping",{},"r"]"#).unwrap_err().code, "invalid_frame");
     }
 
     #[test]

@@ -229,6 +229,15 @@ impl<G: Gatekeeper> Session<G> {
             Some(Ok(AggregatedMessage::Pong(_))) => Ok(()),
             Some(Ok(AggregatedMessage::Close(reason))) => Err(reason.or_else(|| closing(CloseCode::Normal, ""))),
             Some(Err(ProtocolError::Overflow)) => Err(closing(CloseCode::Size, "frame too large")),
+            // actix-ws reports invalid UTF-8 in a text message as InvalidData, and a
+            // fragmented message over the limit as an `Other` I/O error naming the
+            // continuation size: give each its specific close code.
+            Some(Err(ProtocolError::Io(e))) if e.kind() == std::io::ErrorKind::InvalidData => {
+                Err(closing(CloseCode::Invalid, "text frames must be UTF-8"))
+            }
+            Some(Err(ProtocolError::Io(e))) if e.to_string().contains("continuation size") => {
+                Err(closing(CloseCode::Size, "message too large"))
+            }
             Some(Err(e)) => {
                 tracing::debug!(conn = self.conn.id, error = %e, "websocket protocol error");
                 Err(closing(CloseCode::Protocol, "protocol error"))

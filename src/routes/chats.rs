@@ -1,6 +1,7 @@
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
+use super::body::Object;
 use super::detached;
 use crate::auth::AuthUser;
 use crate::db::models::ChatRow;
@@ -26,9 +27,9 @@ pub struct CreateChat {
 pub async fn create_chat(
     state: web::Data<AppState>,
     user: AuthUser,
-    body: web::Json<CreateChat>,
+    body: web::Json<Object<CreateChat>>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let body = body.into_inner().0;
     let members = Participants::parse(&user.id, body.participants)?;
     let name = body.name.map(ChatName::parse).transpose()?;
     let now = now_millis();

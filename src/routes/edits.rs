@@ -3,6 +3,7 @@
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
+use super::body::Object;
 use crate::auth::AuthUser;
 use crate::db::{Change, ChangeOutcome};
 use crate::domain::{ChatId, MessageContent, MessageId, now_millis};
@@ -66,9 +67,9 @@ pub async fn edit_message(
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<(String, String)>,
-    body: web::Json<EditMessage>,
+    body: web::Json<Object<EditMessage>>,
 ) -> Result<HttpResponse, ApiError> {
-    let content = MessageContent::parse(body.into_inner().content, state.settings.max_message_chars, false)?;
+    let content = MessageContent::parse(body.into_inner().0.content, state.settings.max_message_chars, false)?;
     let view = apply(state, user, path.into_inner(), Change::Edit(content.into_string())).await?;
     Ok(HttpResponse::Ok().json(view))
 }

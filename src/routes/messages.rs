@@ -3,6 +3,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+use super::body::Object;
 use super::detached;
 use crate::auth::AuthUser;
 use crate::db::{Cursor, NewMessage, PostOutcome};
@@ -82,14 +83,14 @@ pub async fn post_message(
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<String>,
-    body: web::Json<PostMessage>,
+    body: web::Json<Object<PostMessage>>,
 ) -> Result<HttpResponse, ApiError> {
     let chat = ChatId::parse(&path).ok_or_else(ApiError::chat_not_found)?;
     let allowance = state.post_limiter.check(&user.id).map_err(|wait| ApiError::RateLimited {
         retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
         limit: state.post_limiter.limit(),
     })?;
-    let new = body.into_inner().parse(&state, chat, user.id)?;
+    let new = body.into_inner().0.parse(&state, chat, user.id)?;
     let outcome = detached(async move {
         // Held until the events are queued: publish order = commit order = seq order.
         let _order = state.order.lock(&new.chat_id).await;

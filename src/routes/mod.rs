@@ -1,6 +1,7 @@
 //! The URL table: every route on one screen. Handlers are named `verb_noun` and live
 //! one file per resource.
 
+mod body;
 mod chats;
 mod demo;
 mod edits;

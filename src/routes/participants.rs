@@ -3,6 +3,7 @@
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
+use super::body::Object;
 use crate::auth::AuthUser;
 use crate::db::RemoveOutcome;
 use crate::domain::{ChatId, Participants, UserId, now_millis};
@@ -27,10 +28,10 @@ pub async fn add_participants(
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<String>,
-    body: web::Json<AddParticipants>,
+    body: web::Json<Object<AddParticipants>>,
 ) -> Result<HttpResponse, ApiError> {
     let chat = ChatId::parse(&path).ok_or_else(ApiError::chat_not_found)?;
-    let requested = Participants::parse(&user.id, body.into_inner().user_ids)?;
+    let requested = Participants::parse(&user.id, body.into_inner().0.user_ids)?;
     let view = super::detached(async move {
         let _order = state.order.lock(&chat).await;
         let added = state

@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use super::body::Object;
 use crate::auth::AuthUser;
 use crate::db::{ReadOutcome, ReadUpTo};
 use crate::domain::{ChatId, MessageId, rfc3339_millis};
@@ -38,10 +39,10 @@ pub async fn mark_read(
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<String>,
-    body: web::Json<MarkRead>,
+    body: web::Json<Object<MarkRead>>,
 ) -> Result<HttpResponse, ApiError> {
     let chat = ChatId::parse(&path).ok_or_else(ApiError::chat_not_found)?;
-    let upto = match body.into_inner() {
+    let upto = match body.into_inner().0 {
         MarkRead { seq: Some(seq), message_id: None } if seq >= 0 => ReadUpTo::Seq(seq),
         MarkRead { seq: None, message_id: Some(id) } => {
             MessageId::parse(&id)
@@ -95,11 +96,11 @@ pub async fn set_typing(
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<String>,
-    body: web::Json<SetTyping>,
+    body: web::Json<Object<SetTyping>>,
 ) -> Result<HttpResponse, ApiError> {
     let chat = ChatId::parse(&path).ok_or_else(ApiError::chat_not_found)?;
     state.db.chat_position(&user.id, &chat).await?.ok_or_else(ApiError::chat_not_found)?;
-    state.typing.set(&chat, &user.id, body.is_typing);
+    state.typing.set(&chat, &user.id, body.into_inner().0.is_typing);
     Ok(HttpResponse::NoContent().finish())
 }
 
