@@ -5,6 +5,7 @@
 //! Nothing here touches the database: what a session needs to know about chats it asks
 //! through the `Gatekeeper` trait, implemented by the routes layer.
 
+mod commands;
 pub mod hub;
 pub mod protocol;
 pub mod publisher;
