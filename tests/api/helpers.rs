@@ -360,3 +360,21 @@ pub async fn connect_ws(url: &str) -> WsClient {
     ws.expect("connected").await;
     ws
 }
+
+/// Asserts an error response: exact status, exact code, a non-empty message, nothing else.
+#[track_caller]
+pub fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
+    assert_eq!(status, expected, "{body}");
+    assert_eq!(body["error"], code, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert_eq!(body.as_object().map(|o| o.len()), Some(2), "only error and message: {body}");
+}
+
+/// Asserts `v` is `2026-11-22T10:00:00.123Z`: RFC 3339, UTC, with milliseconds.
+#[track_caller]
+pub fn assert_timestamp(v: &Value) {
+    let s = v.as_str().unwrap_or_else(|| panic!("timestamp is not a string: {v}"));
+    let shape: String = s.chars().map(|c| if c.is_ascii_digit() { '9' } else { c }).collect();
+    assert_eq!(shape, "9999-99-99T99:99:99.999Z", "{s}");
+    humantime::parse_rfc3339(s).unwrap_or_else(|e| panic!("{s} is not RFC 3339: {e}"));
+}

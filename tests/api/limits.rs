@@ -10,7 +10,7 @@ use awc::ws::{self, CloseCode, CloseReason};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-use crate::helpers::{Backend, Incoming, TestApp, WsClient, spawn_app_with, token};
+use crate::helpers::{Backend, Incoming, TestApp, WsClient, assert_error, spawn_app_with, token};
 
 crate::both_backends!(
     the_default_limits_are_enforced_at_their_documented_values,
@@ -25,15 +25,6 @@ crate::both_backends!(
     frames_past_the_burst_get_rate_limited_errors_then_continued_abuse_closes_with_4008,
     a_rate_limited_connection_that_slows_down_is_not_closed,
 );
-
-/// Asserts an error response: exact status, exact code, a non-empty message, nothing else.
-#[track_caller]
-fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
-    assert_eq!(status, expected, "{body}");
-    assert_eq!(body["error"], code, "{body}");
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
-    assert_eq!(body.as_object().map(|o| o.len()), Some(2), "only error and message: {body}");
-}
 
 fn messages_path(chat: &str) -> String {
     format!("/v1/messaging/chats/{chat}/messages")

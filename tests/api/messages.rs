@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with, token};
+use crate::helpers::{Backend, TestApp, assert_error, assert_timestamp, spawn_app, spawn_app_with, token};
 
 crate::both_backends!(
     posting_a_message_returns_201_with_the_full_message_shape,
@@ -36,24 +36,6 @@ crate::both_backends!(
 
 fn messages_path(chat: &str) -> String {
     format!("/v1/messaging/chats/{chat}/messages")
-}
-
-/// Asserts an error response: exact status, exact code, a non-empty message, nothing else.
-#[track_caller]
-fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
-    assert_eq!(status, expected, "{body}");
-    assert_eq!(body["error"], code, "{body}");
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
-    assert_eq!(body.as_object().map(|o| o.len()), Some(2), "only error and message: {body}");
-}
-
-/// Asserts `v` is `2026-11-22T10:00:00.123Z`: RFC 3339, UTC, with milliseconds.
-#[track_caller]
-fn assert_timestamp(v: &Value) {
-    let s = v.as_str().unwrap_or_else(|| panic!("timestamp is not a string: {v}"));
-    let shape: String = s.chars().map(|c| if c.is_ascii_digit() { '9' } else { c }).collect();
-    assert_eq!(shape, "9999-99-99T99:99:99.999Z", "{s}");
-    humantime::parse_rfc3339(s).unwrap_or_else(|e| panic!("{s} is not RFC 3339: {e}"));
 }
 
 /// Asserts `id` is `msg_` followed by 32 lowercase hex digits.

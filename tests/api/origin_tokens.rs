@@ -7,7 +7,9 @@ use awc::error::WsClientError;
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::helpers::{Backend, TestApp, WsClient, now_secs, spawn_app, spawn_app_with, token, token_with};
+use crate::helpers::{
+    Backend, TestApp, WsClient, assert_error, now_secs, spawn_app, spawn_app_with, token, token_with,
+};
 
 crate::both_backends!(
     an_origin_on_the_allow_list_is_upgraded,
@@ -67,14 +69,6 @@ async fn refusal_body(app: &TestApp, origin: &str) -> (StatusCode, Value) {
         .expect("request completes");
     let body = res.json::<Value>().await.expect("JSON body");
     (res.status(), body)
-}
-
-#[track_caller]
-fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
-    assert_eq!(status, expected, "{body}");
-    assert_eq!(body["error"], code, "{body}");
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
-    assert_eq!(body.as_object().map(|o| o.len()), Some(2), "only error and message: {body}");
 }
 
 /// Asserts `origin` is refused with 403 before the 101, with a `forbidden` JSON body.
