@@ -18,13 +18,13 @@ pub struct Readiness {
 }
 
 /// GET /healthz — the process is up.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Up", body = Health)))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(), responses((status = 200, description = "Up", body = Health)))]
 pub async fn get_health() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
 /// GET /readyz — the database answers.
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(),
     responses((status = 200, description = "Ready", body = Readiness),
         (status = 503, description = "The database is not reachable", body = crate::error::ErrorBody)))]
 pub async fn get_readiness(state: web::Data<AppState>) -> HttpResponse {
@@ -35,7 +35,7 @@ pub async fn get_readiness(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// GET /metrics — Prometheus text format.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(),
     responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String)))]
 pub async fn get_metrics() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(crate::telemetry::metrics().render())

@@ -3,14 +3,24 @@
 
 mod helpers;
 
+mod asyncapi;
 mod auth;
 mod chats;
+mod churn;
 mod concurrency;
+mod demo;
 mod edits_membership;
 mod fanout;
 mod faults;
+mod hostile;
 mod lifecycle;
+mod limits;
 mod messages;
+mod observability;
+mod openapi;
+mod origin_tokens;
 mod read_state;
+mod resume;
+mod slow_consumer;
 mod typing_presence;
 mod websocket;

@@ -1,0 +1,539 @@
+//! Slow consumers (PROTOCOL.md §4 close codes, §6): a client that completes the upgrade
+//! and then stops reading is closed with 4009 once its bounded outbox is full, within a
+//! bounded time; the other clients' deliveries go on meanwhile; what the server ever holds
+//! for it stays bounded; and it resumes with `lastSeq` losing nothing.
+//!
+//! The slow client is a raw TCP socket speaking just enough WebSocket (a masked text frame
+//! out, unmasked frames in), so nothing reads on its behalf.
+
+use actix_web::http::StatusCode;
+use actix_web::web::BytesMut;
+use futures_util::future::{join, join_all, join3};
+use serde_json::{Value, json};
+use std::cell::Cell;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::helpers::{Backend, TestApp, WAIT, WsClient, connect_ws, spawn_app_with, token};
+use crate::resume::{lift_rate_limits, send_join, seq_of};
+
+crate::both_backends!(
+    a_client_that_stops_reading_is_closed_with_4009_while_others_get_everything_and_its_backlog_stays_bounded,
+);
+
+/// Frames queued per connection before it counts as a slow consumer.
+const OUTBOX: usize = 16;
+/// actix-ws queues this many frames between the session and the HTTP dispatcher.
+const ACTIX_WS_CHANNEL: usize = 32;
+/// actix-http stops pulling the body once its write buffer holds this much (32 KiB default).
+const H1_WRITE_BUFFER: usize = 32 * 1024;
+/// The slow client's receive buffer (the kernel may double it; the bound uses what it reports).
+const SLOW_RCVBUF: u32 = 16 * 1024;
+/// A generous cap on the wait for the kill (a loaded CI machine posts slowly); the tight
+/// bound is on the count: the kill comes with the message that overflows the outbox.
+const KILL_WITHIN: Duration = Duration::from_secs(30);
+/// Messages the posters may get acknowledged between the kill and the test seeing it.
+const DETECTION_LAG: usize = 16;
+
+/// `Sec-WebSocket-Key` from RFC 6455 §1.3 and the accept value it implies.
+const WS_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+const WS_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+const OP_TEXT: u8 = 0x1;
+const OP_CLOSE: u8 = 0x8;
+
+/// A client-side WebSocket over a raw TCP socket that reads only when told to.
+struct RawWs {
+    stream: TcpStream,
+    buf: BytesMut,
+    /// The receive buffer size the kernel reports for the socket.
+    rcvbuf: usize,
+}
+
+impl RawWs {
+    /// Connects with a small receive buffer, sends the upgrade request and reads exactly
+    /// the 101 response headers (anything after them stays buffered, unparsed).
+    async fn connect(addr: &str, token: &str) -> Self {
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(SLOW_RCVBUF).expect("SO_RCVBUF");
+        let rcvbuf = socket.recv_buffer_size().expect("SO_RCVBUF") as usize;
+        let addr = addr.parse().expect("socket address");
+        let mut stream =
+            tokio::time::timeout(WAIT, socket.connect(addr)).await.expect("connect in time").expect("connect");
+        let request = format!(
+            "GET /messaging?token={token} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.expect("send the upgrade request");
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        let head_len = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let n = tokio::time::timeout(WAIT, stream.read_buf(&mut buf)).await.expect("101 in time").expect("read");
+            assert!(n > 0, "connection closed during the upgrade: {:?}", String::from_utf8_lossy(&buf));
+        };
+        let head = String::from_utf8(buf.split_to(head_len).to_vec()).expect("ASCII headers");
+        assert!(head.starts_with("HTTP/1.1 101"), "expected 101 Switching Protocols, got {head}");
+        let accept = head
+            .lines()
+            .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("sec-websocket-accept")))
+            .map(|(_, v)| v.trim().to_owned());
+        assert_eq!(accept.as_deref(), Some(WS_ACCEPT), "{head}");
+        Self { stream, buf, rcvbuf }
+    }
+
+    /// Sends a masked text frame (clients must mask, RFC 6455 §5.3).
+    async fn send_text(&mut self, text: &str) {
+        let frame = masked_text_frame(text.as_bytes(), [0x37, 0xfa, 0x21, 0x3d]);
+        self.stream.write_all(&frame).await.expect("send a frame");
+    }
+
+    /// The next whole frame as (opcode, payload), reading as needed; `None` at end of stream.
+    async fn next_frame(&mut self, deadline: Instant) -> Option<(u8, Vec<u8>)> {
+        loop {
+            if let Some((header, len)) = frame_header(&self.buf)
+                && self.buf.len() >= header + len
+            {
+                let frame = self.buf.split_to(header + len);
+                return Some((frame[0] & 0x0f, frame[header..].to_vec()));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let read = tokio::time::timeout(left, self.stream.read_buf(&mut self.buf)).await;
+            match read.expect("a frame before the deadline") {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// The next text frame as JSON, which must come before `WAIT`.
+    async fn next_event(&mut self) -> Value {
+        let (op, payload) = self.next_frame(Instant::now() + WAIT).await.expect("a frame, not the end of the stream");
+        assert_eq!(op, OP_TEXT, "expected a text frame");
+        serde_json::from_slice(&payload).expect("JSON frame")
+    }
+
+    /// Reads everything left up to the close frame: the `new-message` seqs (in arrival
+    /// order), how many text frames there were, and the close code (`None` when the
+    /// stream ended without a close frame).
+    async fn drain_until_close(&mut self) -> (Vec<i64>, usize, Option<u16>) {
+        let deadline = Instant::now() + WAIT;
+        let (mut seqs, mut texts) = (Vec::new(), 0);
+        while let Some((op, payload)) = self.next_frame(deadline).await {
+            match op {
+                OP_TEXT => {
+                    texts += 1;
+                    let event: Value = serde_json::from_slice(&payload).expect("JSON frame");
+                    if event["event"] == "new-message" {
+                        seqs.push(seq_of(&event["data"]["message"]));
+                    }
+                }
+                OP_CLOSE => {
+                    let code = (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+                    return (seqs, texts, code);
+                }
+                _ => {} // pings: this client never answers
+            }
+        }
+        (seqs, texts, None)
+    }
+}
+
+/// FIN + text opcode, mask bit, the payload length, a 4-byte mask, the masked payload.
+fn masked_text_frame(payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    let mut frame = vec![0x80 | OP_TEXT];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n <= usize::from(u16::MAX) => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+/// Header length and payload length of the (unmasked, server-sent) frame at the start of
+/// `buf`, once the header is complete.
+fn frame_header(buf: &[u8]) -> Option<(usize, usize)> {
+    if buf.len() < 2 {
+        return None;
+    }
+    assert_eq!(buf[1] & 0x80, 0, "server frames are never masked");
+    match buf[1] & 0x7f {
+        126 if buf.len() >= 4 => Some((4, usize::from(u16::from_be_bytes([buf[2], buf[3]])))),
+        127 if buf.len() >= 10 => Some((10, u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize)),
+        126 | 127 => None,
+        n => Some((2, usize::from(n))),
+    }
+}
+
+#[test]
+fn the_frame_encoder_masks_and_sizes_frames_as_rfc_6455_says() {
+    // RFC 6455 §5.7: a masked "Hello".
+    let frame = masked_text_frame(b"Hello", [0x37, 0xfa, 0x21, 0x3d]);
+    assert_eq!(frame, [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+    let long = masked_text_frame(&[0; 300], [0; 4]);
+    assert_eq!(&long[..4], [0x81, 0x80 | 126, 0x01, 0x2c]);
+    assert_eq!(frame_header(&[0x81, 0x05]), Some((2, 5)));
+    assert_eq!(frame_header(&[0x81, 126, 0x01, 0x2c]), Some((4, 300)));
+    assert_eq!(frame_header(&[0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]), Some((10, 65536)));
+}
+
+/// The most `new-message` frames that can ever reach a client that stopped reading:
+/// its outbox, the frame the session is writing, actix-ws's channel, then bytes: the
+/// dispatcher's write buffer, the server's socket send buffer (at most `tcp_wmem` max) and
+/// the client's receive buffer. Anything beyond that overflows the outbox and kills it.
+fn backlog_bound(frame_bytes: usize, rcvbuf: usize) -> usize {
+    let wmem_max = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(2).and_then(|v| v.parse().ok()))
+        .unwrap_or(4 * 1024 * 1024);
+    let bytes = H1_WRITE_BUFFER + wmem_max + rcvbuf;
+    OUTBOX + 1 + ACTIX_WS_CHANNEL + bytes.div_ceil(frame_bytes) + 1
+}
+
+/// A message body of exactly `chars` ASCII characters, tagged with `n`.
+fn filler(n: usize, chars: usize) -> String {
+    let mut content = format!("message {n:06} ");
+    content.extend(std::iter::repeat_n('x', chars - content.len()));
+    content
+}
+
+/// The messages posted: about 29 MiB, some seven times what the kernel alone can buffer.
+const TOTAL: usize = 500;
+const POSTERS: usize = 2;
+/// Large messages keep the frame bound small; the frame stays under the 64 KiB the test
+/// client accepts.
+const CONTENT_CHARS: usize = 60_000;
+/// The slow client's resume replays one page, then is told to resync from REST.
+const REPLAY_LIMIT: usize = 100;
+
+async fn is_online(app: &TestApp, chat: &str, user: &str) -> bool {
+    let (status, presence) = app.get(&format!("/v1/messaging/chats/{chat}/presence"), "alice").await;
+    assert_eq!(status, StatusCode::OK, "{presence}");
+    presence["online"].as_array().expect("online").iter().any(|u| u == user)
+}
+
+/// Reads presence events until the one for `user`, ignoring other users'.
+async fn expect_presence(ws: &mut WsClient, event: &str, user: &str) -> Value {
+    loop {
+        let e = ws.next_event().await;
+        assert!(matches!(e["event"].as_str(), Some("user-online" | "user-offline")), "{e}");
+        if e["event"] == event && e["data"]["userId"] == user {
+            return e;
+        }
+    }
+}
+
+async fn a_client_that_stops_reading_is_closed_with_4009_while_others_get_everything_and_its_backlog_stays_bounded(
+    backend: Backend,
+) {
+    let app = spawn_app_with(backend, |s| {
+        s.outbox_capacity = OUTBOX;
+        s.max_message_chars = CONTENT_CHARS;
+        s.replay_limit = REPLAY_LIMIT;
+        lift_rate_limits(s);
+    })
+    .await;
+    let posters: Vec<String> = (0..POSTERS).map(|i| format!("poster-{i}")).collect();
+    let mut members: Vec<&str> = posters.iter().map(String::as_str).collect();
+    members.extend(["fast", "slow", "watcher"]);
+    let chat = app.create_chat("alice", &members).await;
+    let path = format!("/v1/messaging/chats/{chat}/messages");
+
+    let mut fast = app.ws("fast").await;
+    fast.join(&chat).await;
+    let mut watcher = app.ws("watcher").await.with_presence();
+
+    // The slow client joins the chat (reading the replies), then never reads again.
+    let mut slow = RawWs::connect(&format!("127.0.0.1:{}", app.port), &token("slow")).await;
+    assert_eq!(slow.next_event().await["event"], "connected");
+    slow.send_text(&json!({"event": "join-chat", "data": {"chatId": chat}}).to_string()).await;
+    let joined = slow.next_event().await;
+    assert_eq!(joined["data"], json!({"chatId": chat, "status": "success", "lastSeq": 0}), "{joined}");
+    expect_presence(&mut watcher, "user-online", "slow").await;
+    assert!(is_online(&app, &chat, "slow").await);
+
+    let posted = Cell::new(0usize);
+    let started = Instant::now();
+    let post_all = join_all(posters.iter().enumerate().map(|(i, poster)| {
+        let (app, path, posted) = (&app, &path, &posted);
+        async move {
+            for n in (i..TOTAL).step_by(POSTERS) {
+                let (status, body) = app.post(path, poster, json!({"content": filler(n, CONTENT_CHARS)})).await;
+                assert_eq!(status, StatusCode::CREATED, "{poster} #{n}: {body}");
+                posted.set(posted.get() + 1);
+            }
+        }
+    }));
+    // The fast client reads everything, in order, while the slow one is choked and killed.
+    let fast_got = Cell::new(0usize);
+    let fast_reads = async {
+        let mut seqs = Vec::with_capacity(TOTAL);
+        while seqs.len() < TOTAL {
+            let event = fast.expect("new-message").await;
+            seqs.push(seq_of(&event["data"]["message"]));
+            fast_got.set(seqs.len());
+        }
+        seqs
+    };
+    let observe_the_kill = async {
+        // Unregistered at once when killed (its close frame waits behind the unread data).
+        while is_online(&app, &chat, "slow").await {
+            assert!(started.elapsed() < KILL_WITHIN, "slow client still online after {KILL_WITHIN:?}");
+        }
+        let killed = (posted.get(), fast_got.get(), started.elapsed());
+        // Only now does the slow client read: what was buffered for it, then the close.
+        let drained = slow.drain_until_close().await;
+        (killed, drained)
+    };
+    let (_, fast_seqs, ((posted_at_kill, fast_at_kill, kill_time), (slow_seqs, slow_texts, close_code))) =
+        join3(post_all, fast_reads, observe_the_kill).await;
+    let offline = expect_presence(&mut watcher, "user-offline", "slow").await;
+    let frame_bytes = CONTENT_CHARS + 300;
+    let bound = backlog_bound(frame_bytes, slow.rcvbuf);
+    eprintln!(
+        "slow client closed with {close_code:?} {kill_time:?} after posting began ({posted_at_kill} of {TOTAL} posted, \
+         {fast_at_kill} received by the fast client); it got {} new-message frames ({slow_texts} text frames) before the close; bound {bound}; rcvbuf {}",
+        slow_seqs.len(),
+        slow.rcvbuf
+    );
+
+    // (1) Closed with 4009 as soon as its outbox overflowed: what it got, plus a full
+    // outbox, plus the frame being written, plus the one that did not fit.
+    assert_eq!(close_code, Some(4009), "the slow consumer's close code");
+    let overflow_at = slow_seqs.len() + OUTBOX + 2;
+    assert!(
+        posted_at_kill <= overflow_at + DETECTION_LAG,
+        "killed only after {posted_at_kill} posts; its outbox overflowed by message {overflow_at}"
+    );
+    assert!(kill_time < KILL_WITHIN, "killed {kill_time:?} after posting began");
+    assert_eq!(offline["data"]["userId"], "slow");
+    // (2) Everyone else got every message, in order, and kept getting them while the slow
+    // client was stuck: by the kill, the fast client had more than the slow one ever got.
+    assert!(fast_at_kill > slow_seqs.len(), "by the kill the fast client had only {fast_at_kill} messages");
+    assert_eq!(fast_seqs, (1..=TOTAL as i64).collect::<Vec<_>>(), "the fast client got every seq once, in order");
+    fast.expect_nothing_pending().await;
+    // (3) What the slow client could ever be sent is bounded, far below what was posted,
+    // and what it got has no gap.
+    assert_eq!(slow_seqs, (1..=slow_seqs.len() as i64).collect::<Vec<_>>(), "the slow client's frames are in order");
+    assert!(slow_seqs.len() <= bound, "{} frames reached the slow client, bound {bound}", slow_seqs.len());
+    assert!(bound * 4 < TOTAL, "the bound {bound} is not far below the {TOTAL} posted");
+
+    // It resumes with lastSeq and loses nothing: the replay starts right after what it
+    // got, and past the replay limit REST history holds the rest.
+    let mut again = app.ws("slow").await;
+    let held = slow_seqs.len() as i64;
+    send_join(&mut again, &chat, Some(held)).await;
+    for expected in held + 1..=held + REPLAY_LIMIT as i64 {
+        let event = again.expect("new-message").await;
+        assert_eq!(seq_of(&event["data"]["message"]), expected);
+    }
+    let joined = again.expect("chat-joined").await;
+    assert_eq!(joined["data"], json!({"chatId": chat, "status": "success", "lastSeq": TOTAL, "resync": true}));
+    again.expect_nothing_pending().await;
+}
+
+// ---- the real binary: the server's memory while a slow consumer is blasted -------------
+
+const BIN: &str = env!("CARGO_BIN_EXE_missive");
+/// Message content posted in the binary variant: 64 MiB in all, in messages of 64 KiB;
+/// were it queued for the slow client, the server would grow by about as much.
+const BIG_CHARS: usize = 64 * 1024;
+const BIG_TOTAL: usize = 1024;
+const BIG_POSTERS: usize = 3;
+const RSS_GROWTH_LIMIT_KIB: u64 = 32 * 1024;
+
+/// A `missive` process with the caller's MISSIVE_* variables removed.
+fn missive(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("MISSIVE_") || key == "DATABASE_URL" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("MISSIVE_DATA_DIR", data_dir).env("RUST_LOG", "info").env("NO_COLOR", "1");
+    cmd
+}
+
+/// A running `missive serve`, killed on drop.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(data_dir: &Path) -> Server {
+    let mut child = missive(data_dir)
+        .env("MISSIVE_BIND", "127.0.0.1:0")
+        .env("MISSIVE_OUTBOX_CAPACITY", OUTBOX.to_string())
+        .env("MISSIVE_MAX_MESSAGE_CHARS", BIG_CHARS.to_string())
+        .env("MISSIVE_POST_RATE_PER_SEC", "1000000")
+        .env("MISSIVE_POST_RATE_BURST", "1000000")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start missive");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (lines_tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut server = Server { child, addr: String::new() };
+    server.addr = loop {
+        let line = lines.recv_timeout(Duration::from_secs(30)).expect("a log line while starting");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().expect("address").to_owned();
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || while lines.recv().is_ok() {});
+    server
+}
+
+fn token_for(data_dir: &Path, user: &str) -> String {
+    let out = missive(data_dir).args(["token", user]).output().expect("missive token");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+}
+
+/// REST calls to the binary as one user.
+struct Rest {
+    client: awc::Client,
+    base: String,
+    token: String,
+}
+
+impl Rest {
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let method = actix_web::http::Method::from_bytes(method.as_bytes()).expect("method");
+        let req = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        let mut res = match body {
+            Some(body) => req.send_json(&body).await,
+            None => req.send().await,
+        }
+        .expect("request completes");
+        let bytes = res.body().limit(1 << 20).await.expect("body");
+        (res.status(), serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// Posts message `n`; the 201 body is not parsed (the server is the one being measured).
+    async fn post_message(&self, path: &str, n: usize) {
+        let req = self.client.post(format!("{}{path}", self.base)).bearer_auth(&self.token);
+        let mut res = req.send_json(&json!({"content": filler(n, BIG_CHARS)})).await.expect("request completes");
+        let body = res.body().limit(1 << 20).await.expect("body");
+        assert_eq!(res.status(), StatusCode::CREATED, "#{n}: {}", String::from_utf8_lossy(&body));
+    }
+
+    async fn is_online(&self, chat: &str, user: &str) -> bool {
+        let (status, body) = self.call("GET", &format!("/v1/messaging/chats/{chat}/presence"), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["online"].as_array().expect("online").iter().any(|u| u == user)
+    }
+}
+
+/// `VmRSS` and `VmHWM` (peak) of a process, in KiB.
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/<pid>/status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+#[actix_web::test]
+async fn the_servers_memory_stays_bounded_while_a_client_that_stopped_reading_is_sent_64_mib() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start_server(dir.path());
+    let pid = server.child.id();
+    let (alice, slow_token) = (token_for(dir.path(), "alice"), token_for(dir.path(), "slow"));
+    let rest = Rest {
+        client: awc::Client::builder().timeout(WAIT).finish(),
+        base: format!("http://{}", server.addr),
+        token: alice.clone(),
+    };
+    let (status, created) =
+        rest.call("POST", "/v1/messaging/chats", Some(json!({"participants": ["slow"], "name": "blast"}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let chat = created["id"].as_str().expect("chat id").to_owned();
+
+    let mut slow = RawWs::connect(&server.addr, &slow_token).await;
+    assert_eq!(slow.next_event().await["event"], "connected");
+    slow.send_text(&json!({"event": "join-chat", "data": {"chatId": chat}}).to_string()).await;
+    assert_eq!(slow.next_event().await["event"], "chat-joined");
+    // A connection that keeps reading, so the server is doing real work for someone.
+    let mut watcher = connect_ws(&format!("ws://{}/messaging?token={alice}", server.addr)).await;
+    watcher.expect_nothing_pending().await;
+    assert!(rest.is_online(&chat, "slow").await);
+    // Warm up the allocator and the database with a few posts before the baseline.
+    let path = format!("/v1/messaging/chats/{chat}/messages");
+    for n in 0..4 {
+        rest.post_message(&path, n).await;
+    }
+    let (rss_before, _) = memory_kib(pid);
+
+    let posted = Cell::new(0usize);
+    let started = Instant::now();
+    let post_all = join_all((0..BIG_POSTERS).map(|i| {
+        let (rest, path, posted) = (&rest, &path, &posted);
+        async move {
+            for n in (4 + i..BIG_TOTAL).step_by(BIG_POSTERS) {
+                rest.post_message(path, n).await;
+                posted.set(posted.get() + 1);
+            }
+        }
+    }));
+    let observe_the_kill = async {
+        while rest.is_online(&chat, "slow").await {
+            assert!(started.elapsed() < KILL_WITHIN, "slow client still online after {KILL_WITHIN:?}");
+        }
+        let killed = (posted.get(), started.elapsed());
+        (killed, slow.drain_until_close().await)
+    };
+    let (_, ((posted_at_kill, kill_time), (slow_seqs, _, close_code))) = join(post_all, observe_the_kill).await;
+    let blasted_mib = (BIG_TOTAL * BIG_CHARS) as f64 / (1024.0 * 1024.0);
+    let (rss_after, peak) = memory_kib(pid);
+    eprintln!(
+        "binary: {blasted_mib:.0} MiB posted in {:?}; slow client closed with {close_code:?} after {kill_time:?} \
+         ({posted_at_kill} posted), it got {} frames; RSS {rss_before} KiB -> {rss_after} KiB, peak {peak} KiB",
+        started.elapsed(),
+        slow_seqs.len()
+    );
+    assert!(blasted_mib >= 2.0 * RSS_GROWTH_LIMIT_KIB as f64 / 1024.0);
+    assert_eq!(close_code, Some(4009), "the slow consumer's close code");
+    let bound = backlog_bound(BIG_CHARS + 300, slow.rcvbuf);
+    assert!(slow_seqs.len() <= bound, "{} frames reached the slow client, bound {bound}", slow_seqs.len());
+    let growth = peak.saturating_sub(rss_before);
+    assert!(
+        growth < RSS_GROWTH_LIMIT_KIB,
+        "the server's peak RSS grew by {growth} KiB (limit {RSS_GROWTH_LIMIT_KIB} KiB) while {blasted_mib:.0} MiB were posted"
+    );
+    watcher.expect_nothing_pending().await;
+    drop(watcher);
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+}
