@@ -71,10 +71,10 @@ async fn json_logs_have_one_line_per_request_and_never_a_token_or_query() {
     let mut found: Vec<Value> = Vec::new();
     while found.len() < 2 {
         let line = server.next_log_line(WAIT).expect("access log lines within the wait");
-        if let Ok(v) = serde_json::from_str::<Value>(&line) {
-            if v["target"] == "missive::access" {
-                found.push(v);
-            }
+        if let Ok(v) = serde_json::from_str::<Value>(&line)
+            && v["target"] == "missive::access"
+        {
+            found.push(v);
         }
         lines.push(line);
     }
