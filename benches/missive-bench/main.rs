@@ -1,0 +1,61 @@
+//! `missive-bench`: the load generator. Starts a `missive` server (the binary next to
+//! this one) or targets a running one, runs a scenario bounded in time, prints a table
+//! and writes the figures as JSON. Loopback only. See BENCHMARKS.md.
+
+mod s1_idle;
+mod s6_durable;
+mod server;
+mod stats;
+
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "missive-bench", about = "Load generator for Missive (loopback only)")]
+struct Cli {
+    /// Where to write the results as JSON.
+    #[arg(long, global = true, default_value = "target/bench-results.json")]
+    out: PathBuf,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// S1: server RSS per idle connection, each joined to a chat.
+    S1(s1_idle::Args),
+    /// S6: acknowledged (durable) messages per second at several sender counts.
+    S6(s6_durable::Args),
+    /// Internal: one client process of S1 (holds connections until stdin closes).
+    #[command(hide = true)]
+    S1Worker(s1_idle::WorkerArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result: Result<Option<Value>, String> = actix_web::rt::System::new().block_on(async move {
+        match cli.scenario {
+            Scenario::S1(args) => s1_idle::run(args).await.map(Some),
+            Scenario::S6(args) => s6_durable::run(args).await.map(Some),
+            Scenario::S1Worker(args) => s1_idle::worker(args).await.map(|()| None),
+        }
+    });
+    match result {
+        Ok(Some(figures)) => {
+            if let Some(dir) = cli.out.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            let text = serde_json::to_string_pretty(&figures).expect("JSON");
+            match std::fs::write(&cli.out, text) {
+                Ok(()) => println!("results written to {}", cli.out.display()),
+                Err(e) => eprintln!("cannot write {}: {e}", cli.out.display()),
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("missive-bench: {e}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! The server under test: a `missive` child process with a fresh data directory and
+//! limits lifted (a benchmark measures the server, not its rate limiter), or a running
+//! server given by `--target`.
+
+use jsonwebtoken::{EncodingKey, Header, encode};
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const SECRET: &str = "missive-bench-secret-missive-bench-secret";
+
+pub struct Server {
+    pub base: String,
+    pub secret: String,
+    child: Option<Child>,
+    _data: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct Target {
+    /// A running server (e.g. http://127.0.0.1:4000) instead of starting one.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Its HS256 secret (MISSIVE_JWT_SECRET); needed with --target.
+    #[arg(long)]
+    pub secret: Option<String>,
+    /// Database of the started server (default: SQLite in a temp directory).
+    #[arg(long)]
+    pub database_url: Option<String>,
+}
+
+impl Server {
+    pub fn start(target: &Target) -> Result<Self, String> {
+        if let Some(base) = &target.target {
+            let secret = target.secret.clone().ok_or("--target needs --secret")?;
+            return Ok(Self { base: base.trim_end_matches('/').to_owned(), secret, child: None, _data: None });
+        }
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let bin = exe.with_file_name("missive");
+        if !bin.exists() {
+            return Err(format!("{} not found: build it first (cargo build --release)", bin.display()));
+        }
+        let data = std::env::temp_dir().join(format!("missive-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(bin);
+        cmd.env("MISSIVE_BIND", "127.0.0.1:0")
+            .env("MISSIVE_DATA_DIR", &data)
+            .env("MISSIVE_JWT_SECRET", SECRET)
+            .env("MISSIVE_POST_RATE_PER_SEC", "100000000")
+            .env("MISSIVE_POST_RATE_BURST", "100000000")
+            .env("MISSIVE_MAX_CONNECTIONS_PER_USER", "100000")
+            .env("MISSIVE_OUTBOX_CAPACITY", "4096")
+            .env("RUST_LOG", "warn,missive=info,missive::access=warn")
+            .env("NO_COLOR", "1")
+            .env_remove("MISSIVE_DATABASE_URL")
+            .env_remove("DATABASE_URL");
+        if let Some(url) = &target.database_url {
+            cmd.env("MISSIVE_DATABASE_URL", url);
+        }
+        let mut child = cmd.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().map_err(|e| e.to_string())?;
+        let stderr = child.stderr.take().ok_or("no stderr")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let addr = loop {
+            let line = rx.recv_timeout(Duration::from_secs(60)).map_err(|_| "the server did not start".to_owned())?;
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest.split_whitespace().next().unwrap_or_default().to_owned();
+            }
+        };
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        Ok(Self { base: format!("http://{addr}"), secret: SECRET.to_owned(), child: Some(child), _data: Some(data) })
+    }
+
+    pub fn token(&self, user: &str) -> String {
+        token(&self.secret, user)
+    }
+
+    /// The server's resident memory in bytes (only for a server we started).
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("{}/messaging", self.base.replacen("http", "ws", 1))
+    }
+}
+
+pub fn token(secret: &str, user: &str) -> String {
+    let exp = jsonwebtoken::get_current_timestamp() + 3 * 3600;
+    let key = EncodingKey::from_secret(secret.as_bytes());
+    encode(&Header::default(), &json!({"sub": user, "exp": exp}), &key).expect("HS256 signing cannot fail")
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = child.wait();
+        }
+        if let Some(data) = &self._data {
+            let _ = std::fs::remove_dir_all(data);
+        }
+    }
+}
+
+/// Creates a chat as `creator` with `others` and returns its id.
+pub async fn create_chat(
+    client: &awc::Client,
+    server: &Server,
+    creator: &str,
+    others: &[String],
+) -> Result<String, String> {
+    let mut res = client
+        .post(format!("{}/v1/messaging/chats", server.base))
+        .bearer_auth(server.token(creator))
+        .send_json(&json!({"participants": others}))
+        .await
+        .map_err(|e| e.to_string())?;
+    let body: serde_json::Value = res.json().limit(16 << 20).await.map_err(|e| e.to_string())?;
+    body["id"].as_str().map(str::to_owned).ok_or_else(|| format!("create chat failed: {body}"))
+}
