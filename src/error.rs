@@ -122,6 +122,7 @@ impl From<DbError> for ApiError {
         match e {
             DbError::Unavailable(cause) => Self::Unavailable(cause),
             DbError::Query(e) => Self::Internal(e.to_string()),
+            DbError::Batch(cause) => Self::Internal(cause),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod limits;
+pub mod posting;
 pub mod realtime;
 pub mod routes;
 pub mod startup;

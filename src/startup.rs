@@ -13,6 +13,7 @@ use crate::auth::Auth;
 use crate::config::{DatabaseKind, Settings};
 use crate::db::{self, Db};
 use crate::limits::UserLimiter;
+use crate::posting::Poster;
 use crate::realtime::{ChatOrder, Hub, Publisher, Typing};
 use crate::routes;
 use crate::state::AppState;
@@ -38,8 +39,12 @@ impl Application {
         let hub = Arc::new(Hub::new());
         let publisher = Publisher::new(hub.clone());
         let typing = Typing::new(publisher.clone(), Duration::from_millis(settings.typing_timeout_ms));
+        // SQLite has one writer connection; PostgreSQL commits batches on several.
+        let writers = if matches!(db, Db::Sqlite { .. }) { 1 } else { (settings.db_pool_size / 2).max(1) };
+        let poster = Poster::start(db.clone(), publisher.clone(), writers, &tokio::runtime::Handle::current());
         let state = web::Data::new(AppState {
             db,
+            poster,
             publisher,
             hub,
             order: ChatOrder::default(),

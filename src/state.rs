@@ -5,6 +5,7 @@ use crate::auth::Auth;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::limits::UserLimiter;
+use crate::posting::Poster;
 use crate::realtime::{ChatOrder, Hub, Publisher, Typing};
 
 /// The one cloneable handle every handler gets (as `web::Data<AppState>`).
@@ -12,6 +13,8 @@ pub struct AppState {
     pub db: Db,
     pub hub: Arc<Hub>,
     pub publisher: Publisher,
+    /// Group commit of posted messages.
+    pub poster: Poster,
     pub order: ChatOrder,
     pub typing: Arc<Typing>,
     pub auth: Arc<Auth>,

@@ -33,18 +33,6 @@ pub enum PostOutcome {
     BadReply,
 }
 
-/// Ends the transaction early; every variant but `Db` is an expected outcome.
-enum Abort {
-    Db(DbError),
-    Outcome(Box<PostOutcome>),
-}
-
-impl From<diesel::result::Error> for Abort {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::Db(e.into())
-    }
-}
-
 pub struct MessagePage {
     pub messages: Vec<MessageRow>,
     pub has_more: bool,
@@ -59,83 +47,87 @@ pub enum Cursor {
 }
 
 impl Db {
-    /// Assigns the next `seq` and writes the message in one transaction. The chat row is
-    /// updated first: on PostgreSQL that locks it, so concurrent sends to one chat queue
-    /// there and the idempotency check below sees every committed send; SQLite has a
-    /// single writer. Either way `seq` has no gap and no duplicate.
-    pub async fn post_message(&self, m: &NewMessage) -> Result<PostOutcome, DbError> {
-        let result = with_conn!(self, true, |conn| {
-            conn.transaction::<_, Abort, _>(async |c| {
-                let member = chat_members::table
-                    .find((m.chat_id.as_str(), m.sender.as_str()))
-                    .select(chat_members::user_id)
-                    .first::<String>(c)
-                    .await
-                    .optional()?;
-                if member.is_none() {
-                    return Err(Abort::Outcome(Box::new(PostOutcome::NotMember)));
-                }
-                let seq: i64 = diesel::update(chats::table.find(m.chat_id.as_str()))
-                    .set((chats::last_seq.eq(chats::last_seq + 1), chats::updated_at.eq(m.now)))
-                    .returning(chats::last_seq)
-                    .get_result(c)
-                    .await?;
-                if let Some(cid) = &m.client_message_id {
-                    let existing = messages::table
-                        .filter(messages::chat_id.eq(m.chat_id.as_str()))
-                        .filter(messages::sender_id.eq(m.sender.as_str()))
-                        .filter(messages::client_message_id.eq(cid))
-                        .select(MessageRow::as_select())
-                        .first(c)
+    /// Writes a batch of sends in one transaction (one commit, one fsync), in order. Each
+    /// send is checked first (membership, idempotency, `replyTo`), so a refused one
+    /// writes nothing and needs no rollback; an accepted one takes its chat's next `seq`
+    /// in the same transaction as its insert, so `seq` has no gap and no duplicate.
+    /// Checks see the batch's own earlier inserts (same transaction). A database error
+    /// fails the whole batch: nothing is committed.
+    pub async fn post_messages(&self, batch: &[NewMessage]) -> Result<Vec<PostOutcome>, DbError> {
+        with_conn!(self, true, |conn| {
+            conn.transaction::<_, DbError, _>(async |c| {
+                let mut outcomes = Vec::with_capacity(batch.len());
+                for m in batch {
+                    let member = chat_members::table
+                        .find((m.chat_id.as_str(), m.sender.as_str()))
+                        .select(chat_members::user_id)
+                        .first::<String>(c)
                         .await
                         .optional()?;
-                    if let Some(original) = existing {
-                        return Err(Abort::Outcome(Box::new(PostOutcome::Existing(original))));
+                    if member.is_none() {
+                        outcomes.push(PostOutcome::NotMember);
+                        continue;
                     }
-                }
-                if let Some(reply_to) = &m.reply_to {
-                    let found: i64 = messages::table
-                        .filter(messages::id.eq(reply_to))
-                        .filter(messages::chat_id.eq(m.chat_id.as_str()))
-                        .count()
+                    if let Some(cid) = &m.client_message_id {
+                        let existing = messages::table
+                            .filter(messages::chat_id.eq(m.chat_id.as_str()))
+                            .filter(messages::sender_id.eq(m.sender.as_str()))
+                            .filter(messages::client_message_id.eq(cid))
+                            .select(MessageRow::as_select())
+                            .first(c)
+                            .await
+                            .optional()?;
+                        if let Some(original) = existing {
+                            outcomes.push(PostOutcome::Existing(original));
+                            continue;
+                        }
+                    }
+                    if let Some(reply_to) = &m.reply_to {
+                        let found: i64 = messages::table
+                            .filter(messages::id.eq(reply_to))
+                            .filter(messages::chat_id.eq(m.chat_id.as_str()))
+                            .count()
+                            .get_result(c)
+                            .await?;
+                        if found == 0 {
+                            outcomes.push(PostOutcome::BadReply);
+                            continue;
+                        }
+                    }
+                    let seq: i64 = diesel::update(chats::table.find(m.chat_id.as_str()))
+                        .set((chats::last_seq.eq(chats::last_seq + 1), chats::updated_at.eq(m.now)))
+                        .returning(chats::last_seq)
                         .get_result(c)
                         .await?;
-                    if found == 0 {
-                        return Err(Abort::Outcome(Box::new(PostOutcome::BadReply)));
-                    }
+                    let row = MessageRow {
+                        id: m.id.clone(),
+                        chat_id: m.chat_id.to_string(),
+                        seq,
+                        sender_id: m.sender.to_string(),
+                        content: m.content.clone(),
+                        attachments: m.attachments_json.clone(),
+                        reply_to: m.reply_to.clone(),
+                        client_message_id: m.client_message_id.clone(),
+                        created_at: m.now,
+                        edited_at: None,
+                        deleted_at: None,
+                    };
+                    diesel::insert_into(messages::table).values(&row).execute(c).await?;
+                    diesel::update(chat_members::table.find((m.chat_id.as_str(), m.sender.as_str())))
+                        .set(chat_members::last_read_seq.eq(seq))
+                        .execute(c)
+                        .await?;
+                    let members = chat_members::table
+                        .filter(chat_members::chat_id.eq(m.chat_id.as_str()))
+                        .select((chat_members::user_id, chat_members::last_read_seq))
+                        .load(c)
+                        .await?;
+                    outcomes.push(PostOutcome::Created { message: row, members });
                 }
-                let row = MessageRow {
-                    id: m.id.clone(),
-                    chat_id: m.chat_id.to_string(),
-                    seq,
-                    sender_id: m.sender.to_string(),
-                    content: m.content.clone(),
-                    attachments: m.attachments_json.clone(),
-                    reply_to: m.reply_to.clone(),
-                    client_message_id: m.client_message_id.clone(),
-                    created_at: m.now,
-                    edited_at: None,
-                    deleted_at: None,
-                };
-                diesel::insert_into(messages::table).values(&row).execute(c).await?;
-                diesel::update(chat_members::table.find((m.chat_id.as_str(), m.sender.as_str())))
-                    .set(chat_members::last_read_seq.eq(seq))
-                    .execute(c)
-                    .await?;
-                let members = chat_members::table
-                    .filter(chat_members::chat_id.eq(m.chat_id.as_str()))
-                    .select((chat_members::user_id, chat_members::last_read_seq))
-                    .load(c)
-                    .await?;
-                Ok(PostOutcome::Created { message: row, members })
+                Ok(outcomes)
             })
             .await
-        });
-        match result {
-            Ok(outcome) => Ok(outcome),
-            Err(Abort::Outcome(outcome)) => Ok(*outcome),
-            Err(Abort::Db(e)) => Err(e),
-        }
+        })
     }
 
     /// A page of history in ascending `seq`, or `None` when `viewer` is not in the chat.
@@ -174,12 +166,6 @@ impl Db {
             }
             Ok(Some(MessagePage { messages: rows, has_more }))
         })
-    }
-}
-
-impl From<DbError> for Abort {
-    fn from(e: DbError) -> Self {
-        Self::Db(e)
     }
 }
 

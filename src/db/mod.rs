@@ -27,6 +27,9 @@ pub enum DbError {
     Unavailable(String),
     #[error(transparent)]
     Query(diesel::result::Error),
+    /// A batch of sends failed as a whole (the cause is in the text); nothing was written.
+    #[error("batch failed: {0}")]
+    Batch(String),
 }
 
 impl From<diesel::result::Error> for DbError {

@@ -138,13 +138,14 @@ pub async fn run<G: Gatekeeper>(
         metrics::counter!("missive_slow_consumer_closes_total").increment(1);
     }
     tracing::info!(conn = conn.id, user = %conn.user, close_code = ?code, "websocket closed");
+    // Announced before the close frame, which may wait behind a stuck client's unread data.
+    if last {
+        session.gate.user_offline(&conn.user).await;
+    }
     if ending.is_some() {
         // A slow consumer's close frame queues behind what it has not read yet; give it
         // time to arrive if the client resumes reading.
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.ws.close(ending)).await;
-    }
-    if last {
-        session.gate.user_offline(&conn.user).await;
     }
 }
 

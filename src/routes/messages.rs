@@ -1,16 +1,12 @@
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
 
 use super::body::Object;
-use super::detached;
 use crate::auth::AuthUser;
 use crate::db::{Cursor, NewMessage, PostOutcome};
 use crate::domain::{Attachments, ChatId, ClientMessageId, MessageContent, MessageId, UserId, now_millis};
 use crate::error::{ApiError, ErrorBody};
-use crate::realtime::Audience;
-use crate::realtime::protocol::{ChatUpdated, MessageEvent, ServerEvent};
 use crate::state::AppState;
 use crate::views::MessageView;
 
@@ -91,16 +87,7 @@ pub async fn post_message(
         limit: state.post_limiter.limit(),
     })?;
     let new = body.into_inner().0.parse(&state, chat, user.id)?;
-    let outcome = detached(async move {
-        // Held until the events are queued: publish order = commit order = seq order.
-        let _order = state.order.lock(&new.chat_id).await;
-        let outcome = state.db.post_message(&new).await?;
-        if let PostOutcome::Created { message, members } = &outcome {
-            publish_new_message(&state, &new.chat_id, MessageView::from(message.clone()), members);
-        }
-        Ok(outcome)
-    })
-    .await?;
+    let outcome = state.poster.post(new).await?;
     let limited = |mut res: actix_web::HttpResponseBuilder| {
         res.insert_header(("X-RateLimit-Limit", allowance.limit.to_string()))
             .insert_header(("X-RateLimit-Remaining", allowance.remaining.to_string()))
@@ -115,27 +102,6 @@ pub async fn post_message(
         PostOutcome::Existing(original) => Ok(limited(HttpResponse::Ok()).json(MessageView::from(original))),
         PostOutcome::NotMember => Err(ApiError::chat_not_found()),
         PostOutcome::BadReply => Err(ApiError::Validation("replyTo must name a message of this chat".into())),
-    }
-}
-
-/// `new-message` to the chat's joined connections, then `chat-updated` to every member's
-/// listen-all connections, carrying that member's own unread count.
-fn publish_new_message(state: &AppState, chat: &ChatId, message: MessageView, members: &[(String, i64)]) {
-    let seq = message.seq;
-    let event = ServerEvent::NewMessage(MessageEvent { chat_id: chat.to_string(), message: message.clone() });
-    state.publisher.publish(&Audience::Chat(chat.clone()), &event);
-    // Members with the same count share one encoded frame.
-    let mut by_unread: BTreeMap<i64, Vec<UserId>> = BTreeMap::new();
-    for (user, last_read) in members {
-        by_unread.entry((seq - last_read).max(0)).or_default().push(UserId::from_trusted(user.clone()));
-    }
-    for (unread_count, users) in by_unread {
-        let event = ServerEvent::ChatUpdated(ChatUpdated {
-            chat_id: chat.to_string(),
-            last_message: Some(message.clone()),
-            unread_count,
-        });
-        state.publisher.publish(&Audience::ListeningUsers(users), &event);
     }
 }
 

@@ -1,0 +1,110 @@
+//! Group commit for posted messages. Sends are queued to writer tasks; each writer takes
+//! everything queued (up to `MAX_BATCH`), commits it as one transaction (one fsync),
+//! then publishes the accepted messages in order and answers each sender. A chat always
+//! maps to the same writer, so its messages are committed and pushed in `seq` order
+//! without any lock, and the work cannot be cancelled between commit and publish by a
+//! client that disconnects: the writer owns it.
+
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, RandomState};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::db::{Db, DbError, NewMessage, PostOutcome};
+use crate::domain::{ChatId, UserId};
+use crate::realtime::protocol::{ChatUpdated, MessageEvent, ServerEvent};
+use crate::realtime::{Audience, Publisher};
+use crate::views::MessageView;
+
+/// Sends committed together at most.
+const MAX_BATCH: usize = 512;
+/// Sends waiting per writer before senders wait for room.
+const QUEUE: usize = 4096;
+
+struct Job {
+    message: NewMessage,
+    reply: oneshot::Sender<Result<PostOutcome, DbError>>,
+}
+
+/// The front of the writers: cheap to share, one queue per writer.
+pub struct Poster {
+    queues: Vec<mpsc::Sender<Job>>,
+    hasher: RandomState,
+}
+
+impl Poster {
+    /// Starts `writers` writer tasks on `runtime` (SQLite has one writer connection, so
+    /// one is enough there; PostgreSQL commits several batches in parallel).
+    pub fn start(db: Db, publisher: Publisher, writers: usize, runtime: &tokio::runtime::Handle) -> Self {
+        let queues = (0..writers.max(1))
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(QUEUE);
+                runtime.spawn(write_loop(db.clone(), publisher.clone(), rx));
+                tx
+            })
+            .collect();
+        Self { queues, hasher: RandomState::new() }
+    }
+
+    /// Commits `message` (with others queued at the same time) and publishes it if it
+    /// was accepted; resolves once both are done.
+    pub async fn post(&self, message: NewMessage) -> Result<PostOutcome, DbError> {
+        let i = self.hasher.hash_one(&message.chat_id) as usize % self.queues.len();
+        let (reply, answer) = oneshot::channel();
+        let stopped = || DbError::Unavailable("the message writer stopped".into());
+        self.queues[i].send(Job { message, reply }).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+async fn write_loop(db: Db, publisher: Publisher, mut queue: mpsc::Receiver<Job>) {
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        let batch: Vec<NewMessage> = jobs.iter().map(|j| j.message.clone()).collect();
+        metrics::histogram!("missive_post_batch_size").record(batch.len() as f64);
+        match db.post_messages(&batch).await {
+            Ok(outcomes) => {
+                for (job, outcome) in jobs.drain(..).zip(outcomes) {
+                    if let PostOutcome::Created { message, members } = &outcome {
+                        publish_new_message(
+                            &publisher,
+                            &job.message.chat_id,
+                            MessageView::from(message.clone()),
+                            members,
+                        );
+                    }
+                    let _ = job.reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                let text = e.to_string();
+                let unavailable = matches!(e, DbError::Unavailable(_));
+                for job in jobs.drain(..) {
+                    let err =
+                        if unavailable { DbError::Unavailable(text.clone()) } else { DbError::Batch(text.clone()) };
+                    let _ = job.reply.send(Err(err));
+                }
+            }
+        }
+    }
+}
+
+/// `new-message` to the chat's joined connections, then `chat-updated` to every member's
+/// listen-all connections, carrying that member's own unread count.
+fn publish_new_message(publisher: &Publisher, chat: &ChatId, message: MessageView, members: &[(String, i64)]) {
+    let seq = message.seq;
+    let event = ServerEvent::NewMessage(MessageEvent { chat_id: chat.to_string(), message: message.clone() });
+    publisher.publish(&Audience::Chat(chat.clone()), &event);
+    // Members with the same count share one encoded frame.
+    let mut by_unread: BTreeMap<i64, Vec<UserId>> = BTreeMap::new();
+    for (user, last_read) in members {
+        by_unread.entry((seq - last_read).max(0)).or_default().push(UserId::from_trusted(user.clone()));
+    }
+    for (unread_count, users) in by_unread {
+        let event = ServerEvent::ChatUpdated(ChatUpdated {
+            chat_id: chat.to_string(),
+            last_message: Some(message.clone()),
+            unread_count,
+        });
+        publisher.publish(&Audience::ListeningUsers(users), &event);
+    }
+}
