@@ -1,9 +1,10 @@
 //! Group commit for posted messages. Sends are queued to writer tasks; each writer takes
 //! everything queued (up to `MAX_BATCH`), commits it as one transaction (one fsync),
 //! then publishes the accepted messages in order and answers each sender. A chat always
-//! maps to the same writer, so its messages are committed and pushed in `seq` order
-//! without any lock, and the work cannot be cancelled between commit and publish by a
-//! client that disconnects: the writer owns it.
+//! maps to the same writer, so its messages are committed and pushed in `seq` order,
+//! and the work cannot be cancelled between commit and publish by a
+//! client that disconnects: the writer owns it. The writer also holds the chat order
+//! stripes of its batch from before the commit until after the publish.
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, RandomState};
@@ -12,8 +13,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::db::{Db, DbError, NewMessage, PostOutcome};
 use crate::domain::{ChatId, UserId};
 use crate::realtime::protocol::{ChatUpdated, MessageEvent, ServerEvent};
-use crate::realtime::{Audience, Publisher};
+use crate::realtime::{Audience, ChatOrder, Publisher};
 use crate::views::MessageView;
+use std::sync::Arc;
 
 /// Sends committed together at most.
 const MAX_BATCH: usize = 512;
@@ -34,11 +36,17 @@ pub struct Poster {
 impl Poster {
     /// Starts `writers` writer tasks on `runtime` (SQLite has one writer connection, so
     /// one is enough there; PostgreSQL commits several batches in parallel).
-    pub fn start(db: Db, publisher: Publisher, writers: usize, runtime: &tokio::runtime::Handle) -> Self {
+    pub fn start(
+        db: Db,
+        publisher: Publisher,
+        order: Arc<ChatOrder>,
+        writers: usize,
+        runtime: &tokio::runtime::Handle,
+    ) -> Self {
         let queues = (0..writers.max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::channel(QUEUE);
-                runtime.spawn(write_loop(db.clone(), publisher.clone(), rx));
+                runtime.spawn(write_loop(db.clone(), publisher.clone(), order.clone(), rx));
                 tx
             })
             .collect();
@@ -56,10 +64,13 @@ impl Poster {
     }
 }
 
-async fn write_loop(db: Db, publisher: Publisher, mut queue: mpsc::Receiver<Job>) {
+async fn write_loop(db: Db, publisher: Publisher, order: Arc<ChatOrder>, mut queue: mpsc::Receiver<Job>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         let batch: Vec<NewMessage> = jobs.iter().map(|j| j.message.clone()).collect();
+        // Other chat-scoped writes (edits, reads, membership) take the same stripes, so
+        // none of their events can land between a message's commit and its push.
+        let _order = order.lock_all(batch.iter().map(|m| &m.chat_id)).await;
         metrics::histogram!("missive_post_batch_size").record(batch.len() as f64);
         match db.post_messages(&batch).await {
             Ok(outcomes) => {

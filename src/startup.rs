@@ -41,13 +41,15 @@ impl Application {
         let typing = Typing::new(publisher.clone(), Duration::from_millis(settings.typing_timeout_ms));
         // SQLite has one writer connection; PostgreSQL commits batches on several.
         let writers = if matches!(db, Db::Sqlite { .. }) { 1 } else { (settings.db_pool_size / 2).max(1) };
-        let poster = Poster::start(db.clone(), publisher.clone(), writers, &tokio::runtime::Handle::current());
+        let order = Arc::new(ChatOrder::default());
+        let poster =
+            Poster::start(db.clone(), publisher.clone(), order.clone(), writers, &tokio::runtime::Handle::current());
         let state = web::Data::new(AppState {
             db,
             poster,
             publisher,
             hub,
-            order: ChatOrder::default(),
+            order,
             typing,
             post_limiter: UserLimiter::new(settings.post_rate_per_sec, settings.post_rate_burst),
             auth,

@@ -15,7 +15,7 @@ pub struct AppState {
     pub publisher: Publisher,
     /// Group commit of posted messages.
     pub poster: Poster,
-    pub order: ChatOrder,
+    pub order: Arc<ChatOrder>,
     pub typing: Arc<Typing>,
     pub auth: Arc<Auth>,
     /// Posting rate per user.

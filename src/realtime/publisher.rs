@@ -55,7 +55,7 @@ impl Publisher {
     }
 }
 
-/// Keeps a chat's events in `seq` order. Two sends into one chat commit one after the
+/// Keeps a chat's events in commit order. Two sends into one chat commit one after the
 /// other (the chat row is locked), but without this their publishes could swap. Holding
 /// the chat's stripe from before the transaction until after the publish makes publish
 /// order equal commit order. Striped so memory stays fixed whatever the number of chats;
@@ -71,8 +71,24 @@ impl ChatOrder {
     }
 
     pub async fn lock(&self, chat: &ChatId) -> MutexGuard<'_, ()> {
-        let i = self.hasher.hash_one(chat) as usize % self.stripes.len();
-        self.stripes[i].lock().await
+        self.stripes[self.stripe(chat)].lock().await
+    }
+
+    /// Locks the stripes of several chats, in stripe order so that two callers locking
+    /// overlapping sets cannot deadlock.
+    pub async fn lock_all<'a>(&self, chats: impl Iterator<Item = &'a ChatId>) -> Vec<MutexGuard<'_, ()>> {
+        let mut stripes: Vec<usize> = chats.map(|c| self.stripe(c)).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for i in stripes {
+            guards.push(self.stripes[i].lock().await);
+        }
+        guards
+    }
+
+    fn stripe(&self, chat: &ChatId) -> usize {
+        self.hasher.hash_one(chat) as usize % self.stripes.len()
     }
 }
 
