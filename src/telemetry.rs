@@ -9,6 +9,31 @@ use tracing_subscriber::EnvFilter;
 const LATENCY_BUCKETS: &[f64] =
     &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+/// Every metric with its help text. Counters and gauges start at 0, so a scrape shows
+/// them (a slow-consumer count of 0 is information) before the first event.
+fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!("missive_ws_connections", "Open WebSocket connections");
+    describe_counter!("missive_messages_posted_total", "Messages stored (201)");
+    describe_counter!("missive_events_pushed_total", "Event frames queued to connections");
+    describe_counter!("missive_outbox_overflows_total", "Events refused by a full connection outbox");
+    describe_counter!("missive_slow_consumer_closes_total", "Connections closed with 4009 (slow consumer)");
+    describe_histogram!("missive_push_latency_seconds", Unit::Seconds, "From publish to written on the socket");
+    describe_histogram!("missive_db_pool_wait_seconds", Unit::Seconds, "Wait for a database connection");
+    describe_histogram!("missive_post_batch_size", "Messages committed per group-commit batch");
+    describe_counter!("missive_http_requests_total", "HTTP requests by route pattern, method and status");
+    describe_histogram!("missive_http_request_duration_seconds", Unit::Seconds, "HTTP request latency");
+    metrics::gauge!("missive_ws_connections").increment(0.0);
+    for name in [
+        "missive_messages_posted_total",
+        "missive_events_pushed_total",
+        "missive_outbox_overflows_total",
+        "missive_slow_consumer_closes_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+}
+
 /// The process-wide Prometheus recorder (the `metrics` macros write to one global
 /// recorder, so every `Application` in a process shares it).
 pub fn metrics() -> &'static PrometheusHandle {
@@ -17,10 +42,12 @@ pub fn metrics() -> &'static PrometheusHandle {
         let builder = PrometheusBuilder::new();
         // Fixed, valid buckets: setting them cannot fail.
         let builder = builder.set_buckets(LATENCY_BUCKETS).expect("non-empty buckets");
-        builder.install_recorder().unwrap_or_else(|e| {
+        let handle = builder.install_recorder().unwrap_or_else(|e| {
             tracing::warn!(error = %e, "another metrics recorder is installed; /metrics will be empty");
             PrometheusBuilder::new().build_recorder().handle()
-        })
+        });
+        describe_metrics();
+        handle
     })
 }
 

@@ -26,6 +26,8 @@ async fn metrics_report_connections_messages_pushes_http_and_pool_waits(backend:
         "missive_ws_connections",
         "missive_messages_posted_total",
         "missive_events_pushed_total",
+        "missive_outbox_overflows_total",
+        "missive_slow_consumer_closes_total",
         "missive_push_latency_seconds_bucket",
         "missive_db_pool_wait_seconds_bucket",
         "missive_http_request_duration_seconds_bucket",
