@@ -2,6 +2,7 @@
 //! this one) or targets a running one, runs a scenario bounded in time, prints a table
 //! and writes the figures as JSON. Loopback only. See BENCHMARKS.md.
 
+mod fanout;
 mod s1_idle;
 mod s6_durable;
 mod server;
@@ -25,11 +26,18 @@ struct Cli {
 enum Scenario {
     /// S1: server RSS per idle connection, each joined to a chat.
     S1(s1_idle::Args),
+    /// S2: fan-out to chats of many members (e.g. --chats 100 --per-chat 100 --rates 10,50,100).
+    S2(fanout::Args),
+    /// S4: end to end, POST start to the last receiver (e.g. --chats 1000 --per-chat 10 --rates 1000).
+    S4(fanout::Args),
     /// S6: acknowledged (durable) messages per second at several sender counts.
     S6(s6_durable::Args),
     /// Internal: one client process of S1 (holds connections until stdin closes).
     #[command(hide = true)]
     S1Worker(s1_idle::WorkerArgs),
+    /// Internal: one receiver process of S2 and S4.
+    #[command(hide = true)]
+    RecvWorker(fanout::WorkerArgs),
 }
 
 fn main() {
@@ -37,8 +45,11 @@ fn main() {
     let result: Result<Option<Value>, String> = actix_web::rt::System::new().block_on(async move {
         match cli.scenario {
             Scenario::S1(args) => s1_idle::run(args).await.map(Some),
+            Scenario::S2(args) => fanout::run(args, "s2").await.map(Some),
+            Scenario::S4(args) => fanout::run(args, "s4").await.map(Some),
             Scenario::S6(args) => s6_durable::run(args).await.map(Some),
             Scenario::S1Worker(args) => s1_idle::worker(args).await.map(|()| None),
+            Scenario::RecvWorker(args) => fanout::worker(args).await.map(|()| None),
         }
     });
     match result {

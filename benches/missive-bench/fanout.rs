@@ -1,0 +1,337 @@
+//! S2 (fan-out) and S4 (end to end). Receivers live in worker processes (`recv-worker`)
+//! that join their chats and record, for every `new-message`, the push latency (now minus
+//! the send timestamp inside the message) and when they got it. The parent posts at a
+//! fixed rate (open loop: a request is sent on its tick whether or not earlier ones were
+//! answered), then merges what the workers report.
+
+use futures_util::{SinkExt, StreamExt, stream};
+use serde_json::{Value, json};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::server::{Server, Target, create_chat, token};
+
+fn now_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
+/// Log-scale latency histogram: bucket i covers [1.02^i, 1.02^(i+1)) microseconds.
+#[derive(Default, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Histogram(BTreeMap<u32, u64>);
+
+impl Histogram {
+    fn record_us(&mut self, us: f64) {
+        let bucket = if us < 1.0 { 0 } else { (us.ln() / 1.02f64.ln()) as u32 };
+        *self.0.entry(bucket).or_default() += 1;
+    }
+    fn merge(&mut self, other: &Histogram) {
+        for (b, n) in &other.0 {
+            *self.0.entry(*b).or_default() += n;
+        }
+    }
+    fn count(&self) -> u64 {
+        self.0.values().sum()
+    }
+    /// The `q` quantile in milliseconds (upper edge of its bucket).
+    fn quantile_ms(&self, q: f64) -> f64 {
+        let total = self.count();
+        if total == 0 {
+            return 0.0;
+        }
+        let want = ((total as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (b, n) in &self.0 {
+            seen += n;
+            if seen >= want {
+                return 1.02f64.powi(*b as i32 + 1) / 1000.0;
+            }
+        }
+        0.0
+    }
+}
+
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct Report {
+    /// Per step: latency histogram of deliveries.
+    steps: BTreeMap<u32, Histogram>,
+    /// Per message key: the latest time (ns) one of this worker's receivers got it.
+    last_seen: HashMap<u64, u64>,
+}
+
+#[derive(clap::Args)]
+pub struct WorkerArgs {
+    #[arg(long)]
+    url: String,
+    #[arg(long)]
+    secret: String,
+    #[arg(long)]
+    first: usize,
+    #[arg(long)]
+    count: usize,
+    #[arg(long)]
+    per_chat: usize,
+    #[arg(long, value_delimiter = ',')]
+    chats: Vec<String>,
+}
+
+/// Connects, joins, reports `ready`, records every `new-message` until stdin closes,
+/// then prints its report as one JSON line.
+pub async fn worker(args: WorkerArgs) -> Result<(), String> {
+    let client =
+        awc::Client::builder().connector(awc::Connector::new().limit(0)).timeout(Duration::from_secs(60)).finish();
+    let report = Rc::new(RefCell::new(Report::default()));
+    let opened = stream::iter(args.first..args.first + args.count)
+        .map(|i| {
+            let url = format!("{}?token={}", args.url, token(&args.secret, &format!("u{i}")));
+            let chat = args.chats[i / args.per_chat.max(1)].clone();
+            let client = &client;
+            async move {
+                let (_, mut ws) = client.ws(url).connect().await.map_err(|e| format!("connect u{i}: {e}"))?;
+                let join = json!({"event": "join-chat", "data": {"chatId": chat}}).to_string();
+                ws.send(awc::ws::Message::Text(join.into())).await.map_err(|e| e.to_string())?;
+                while let Some(frame) = ws.next().await {
+                    if let Ok(awc::ws::Frame::Text(t)) = frame
+                        && String::from_utf8_lossy(&t).contains("chat-joined")
+                    {
+                        return Ok(ws);
+                    }
+                }
+                Err(format!("u{i}: closed before joining"))
+            }
+        })
+        .buffer_unordered(256)
+        .collect::<Vec<_>>()
+        .await;
+    let sockets: Vec<_> = opened.into_iter().collect::<Result<_, String>>()?;
+    for mut ws in sockets {
+        let report = report.clone();
+        actix_web::rt::spawn(async move {
+            while let Some(Ok(frame)) = ws.next().await {
+                match frame {
+                    awc::ws::Frame::Text(t) => record(&report, &t),
+                    awc::ws::Frame::Ping(p) => {
+                        let _ = ws.send(awc::ws::Message::Pong(p)).await;
+                    }
+                    _ => {}
+                }
+            }
+        });
+    }
+    println!("ready");
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    // Stdin is read on a thread: the runtime must keep reading sockets meanwhile.
+    let (done_tx, done) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        let _ = done_tx.send(());
+    });
+    let _ = done.await;
+    println!("{}", serde_json::to_string(&*report.borrow()).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
+/// Content is `b <step> <key> <sent ns>`.
+fn record(report: &RefCell<Report>, frame: &[u8]) {
+    let now = now_ns();
+    let Ok(v) = serde_json::from_slice::<Value>(frame) else { return };
+    if v["event"] != "new-message" {
+        return;
+    }
+    let content = v["data"]["message"]["content"].as_str().unwrap_or_default();
+    let mut parts = content.split(' ').skip(1).map(|p| p.parse::<u64>().unwrap_or(0));
+    let (Some(step), Some(key), Some(sent)) = (parts.next(), parts.next(), parts.next()) else { return };
+    let mut r = report.borrow_mut();
+    r.steps.entry(step as u32).or_default().record_us(now.saturating_sub(sent) as f64 / 1000.0);
+    let last = r.last_seen.entry(key).or_default();
+    *last = (*last).max(now);
+}
+
+/// Receiver processes and the lines they print (`ready`, then one JSON report).
+struct Workers {
+    children: Vec<Child>,
+    lines: mpsc::Receiver<String>,
+}
+
+/// Spawns receiver workers for `users` (user i joins chat i / per_chat) and waits until
+/// each says `ready`.
+fn spawn_workers(
+    server: &Server,
+    users: usize,
+    per_chat: usize,
+    per_worker: usize,
+    chats: &[String],
+) -> Result<Workers, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let (ready_tx, ready) = mpsc::channel();
+    let mut workers = Vec::new();
+    for first in (0..users).step_by(per_worker.max(1)) {
+        let count = per_worker.min(users - first);
+        let mut child = Command::new(&exe)
+            .args(["recv-worker", "--url", &server.ws_url(), "--secret", &server.secret])
+            .args(["--first", &first.to_string(), "--count", &count.to_string()])
+            .args(["--per-chat", &per_chat.to_string(), "--chats", &chats.join(",")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let out = child.stdout.take().ok_or("worker stdout")?;
+        let tx = ready_tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        workers.push(child);
+    }
+    drop(ready_tx);
+    let mut pending = workers.len();
+    while pending > 0 {
+        let line = ready.recv_timeout(Duration::from_secs(180)).map_err(|_| "a worker did not get ready in time")?;
+        if line == "ready" {
+            pending -= 1;
+        } else {
+            return Err(format!("worker failed: {line}"));
+        }
+    }
+    Ok(Workers { children: workers, lines: ready })
+}
+
+/// Closes the workers' stdin and merges their reports.
+fn collect(workers: Workers) -> Result<Report, String> {
+    let n = workers.children.len();
+    for mut w in workers.children {
+        drop(w.stdin.take());
+        std::thread::spawn(move || w.wait());
+    }
+    let mut merged = Report::default();
+    for _ in 0..n {
+        let line = workers.lines.recv_timeout(Duration::from_secs(60)).map_err(|_| "a worker did not report")?;
+        let r: Report = serde_json::from_str(&line).map_err(|e| format!("worker report: {e}"))?;
+        for (step, h) in &r.steps {
+            merged.steps.entry(*step).or_default().merge(h);
+        }
+        for (k, t) in r.last_seen {
+            let e = merged.last_seen.entry(k).or_default();
+            *e = (*e).max(t);
+        }
+    }
+    Ok(merged)
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    target: Target,
+    #[arg(long)]
+    chats: usize,
+    #[arg(long)]
+    per_chat: usize,
+    /// POST rates to step through (messages per second, open loop).
+    #[arg(long, value_delimiter = ',')]
+    rates: Vec<u32>,
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    #[arg(long, default_value_t = 5_000)]
+    per_worker: usize,
+}
+
+/// Posts at each rate for `seconds`; returns (step, key) → send start ns and acked count.
+async fn publish(
+    server: &Server,
+    chats: &[String],
+    per_chat: usize,
+    args: &Args,
+) -> (HashMap<u64, u64>, Vec<(u32, u64, u64)>) {
+    let client =
+        awc::Client::builder().connector(awc::Connector::new().limit(0)).timeout(Duration::from_secs(30)).finish();
+    let started_at: Rc<RefCell<HashMap<u64, u64>>> = Rc::default();
+    let mut per_step = Vec::new();
+    let mut key = 0u64;
+    for (step, &rate) in args.rates.iter().enumerate() {
+        let acked = Rc::new(RefCell::new(0u64));
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let until = Instant::now() + Duration::from_secs(args.seconds);
+        let mut sent = 0u64;
+        let mut tasks = Vec::new();
+        while Instant::now() < until {
+            tick.tick().await;
+            let chat_index = (key as usize) % chats.len();
+            let url = format!("{}/v1/messaging/chats/{}/messages", server.base, chats[chat_index]);
+            let sender = format!("u{}", chat_index * per_chat);
+            let (client, acked, started_at, token) =
+                (client.clone(), acked.clone(), started_at.clone(), server.token(&sender));
+            let k = key;
+            tasks.push(actix_web::rt::spawn(async move {
+                let t = now_ns();
+                started_at.borrow_mut().insert(k, t);
+                let body = json!({"content": format!("b {step} {k} {t}")});
+                if let Ok(mut res) = client.post(&url).bearer_auth(token).send_json(&body).await
+                    && res.status() == 201
+                {
+                    let _ = res.body().await;
+                    *acked.borrow_mut() += 1;
+                }
+            }));
+            key += 1;
+            sent += 1;
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        per_step.push((step as u32, sent, *acked.borrow()));
+    }
+    let map = started_at.borrow().clone();
+    (map, per_step)
+}
+
+pub async fn run(args: Args, name: &str) -> Result<Value, String> {
+    let server = Server::start(&args.target)?;
+    let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
+    let users: Vec<String> = (0..args.chats * args.per_chat).map(|i| format!("u{i}")).collect();
+    let mut chats = Vec::new();
+    for group in users.chunks(args.per_chat.max(1)) {
+        chats.push(create_chat(&client, &server, &group[0], &group[1..]).await?);
+    }
+    let workers = spawn_workers(&server, users.len(), args.per_chat, args.per_worker, &chats)?;
+    let (started_at, steps) = publish(&server, &chats, args.per_chat, &args).await;
+    // Let the last pushes land before the workers stop recording.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let report = collect(workers)?;
+    println!("{name}: {} chats x {} members, {} s per rate, open loop", args.chats, args.per_chat, args.seconds);
+    println!(
+        "{:>8} {:>8} {:>8} {:>12} {:>8} {:>9} {:>9} {:>10}",
+        "POST/s", "sent", "acked", "deliveries/s", "ratio", "p50 ms", "p99 ms", "p99.9 ms"
+    );
+    let mut rows = Vec::new();
+    for ((step, sent, acked), rate) in steps.iter().zip(&args.rates) {
+        let h = report.steps.get(step).cloned().unwrap_or_default();
+        let expected = acked * args.per_chat as u64;
+        let ratio = if expected == 0 { 0.0 } else { h.count() as f64 / expected as f64 };
+        let per_sec = h.count() as f64 / args.seconds as f64;
+        let (p50, p99, p999) = (h.quantile_ms(0.5), h.quantile_ms(0.99), h.quantile_ms(0.999));
+        println!("{rate:>8} {sent:>8} {acked:>8} {per_sec:>12.0} {ratio:>8.3} {p50:>9.2} {p99:>9.2} {p999:>10.2}");
+        rows.push(json!({"rate": rate, "sent": sent, "acknowledged": acked, "deliveries": h.count(),
+            "deliveries_per_second": per_sec, "delivery_ratio": ratio,
+            "push_latency_ms": {"p50": p50, "p99": p99, "p99_9": p999}}));
+    }
+    // End to end: from POST start to the last receiver of that message.
+    let mut e2e = Histogram::default();
+    for (k, start) in &started_at {
+        if let Some(last) = report.last_seen.get(k) {
+            e2e.record_us(last.saturating_sub(*start) as f64 / 1000.0);
+        }
+    }
+    let (p50, p99, p999) = (e2e.quantile_ms(0.5), e2e.quantile_ms(0.99), e2e.quantile_ms(0.999));
+    println!(
+        "end to end (POST start to last receiver): p50 {p50:.2} ms, p99 {p99:.2} ms, p99.9 {p999:.2} ms over {} messages",
+        e2e.count()
+    );
+    Ok(json!({"scenario": name, "chats": args.chats, "per_chat": args.per_chat, "steps": rows,
+        "end_to_end_ms": {"p50": p50, "p99": p99, "p99_9": p999, "messages": e2e.count()}}))
+}
