@@ -56,7 +56,7 @@ impl Histogram {
 }
 
 #[derive(Default, serde::Serialize, serde::Deserialize)]
-struct Report {
+pub struct Report {
     /// Per step: latency histogram of deliveries.
     steps: BTreeMap<u32, Histogram>,
     /// Per message key: the latest time (ns) one of this worker's receivers got it.
@@ -152,14 +152,14 @@ fn record(report: &RefCell<Report>, frame: &[u8]) {
 }
 
 /// Receiver processes and the lines they print (`ready`, then one JSON report).
-struct Workers {
+pub struct Workers {
     children: Vec<Child>,
     lines: mpsc::Receiver<String>,
 }
 
 /// Spawns receiver workers for `users` (user i joins chat i / per_chat) and waits until
 /// each says `ready`.
-fn spawn_workers(
+pub fn spawn_workers(
     server: &Server,
     users: usize,
     per_chat: usize,
@@ -202,7 +202,7 @@ fn spawn_workers(
 }
 
 /// Closes the workers' stdin and merges their reports.
-fn collect(workers: Workers) -> Result<Report, String> {
+pub fn collect(workers: Workers) -> Result<Report, String> {
     let n = workers.children.len();
     for mut w in workers.children {
         drop(w.stdin.take());

@@ -32,10 +32,7 @@ enum Scenario {
     S4(fanout::Args),
     /// S6: acknowledged (durable) messages per second at several sender counts.
     S6(s6_durable::Args),
-    /// Internal: one client process of S1 (holds connections until stdin closes).
-    #[command(hide = true)]
-    S1Worker(s1_idle::WorkerArgs),
-    /// Internal: one receiver process of S2 and S4.
+    /// Internal: one receiver process of S1, S2 and S4.
     #[command(hide = true)]
     RecvWorker(fanout::WorkerArgs),
 }
@@ -48,7 +45,6 @@ fn main() {
             Scenario::S2(args) => fanout::run(args, "s2").await.map(Some),
             Scenario::S4(args) => fanout::run(args, "s4").await.map(Some),
             Scenario::S6(args) => s6_durable::run(args).await.map(Some),
-            Scenario::S1Worker(args) => s1_idle::worker(args).await.map(|()| None),
             Scenario::RecvWorker(args) => fanout::worker(args).await.map(|()| None),
         }
     });
