@@ -18,21 +18,9 @@ if [ ! -f "$cache/node_modules/playwright-core/package.json" ]; then
   npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$cache" playwright-core@1 >/dev/null
 fi
 
-data=$(mktemp -d)
-log="$data/server.log"
-pid=
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$data"' EXIT
-
 # Dev auth (no secret configured), so the page gets its tokens from /dev/token.
-env -u MISSIVE_JWT_SECRET -u MISSIVE_JWT_PUBLIC_KEY -u MISSIVE_DATABASE_URL -u DATABASE_URL \
-  MISSIVE_DATA_DIR="$data" MISSIVE_BIND=127.0.0.1:0 NO_COLOR=1 "$bin" >"$log" 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do
-  grep -q "listening on http://" "$log" && break
-  sleep 0.1
-done
-addr=$(sed -nE 's#.*listening on http://([0-9.:]+).*#\1#p' "$log" | head -1)
-[ -n "$addr" ] || { cat "$log"; echo "server did not start" >&2; exit 1; }
+source .ci/server.sh
+start_server "$bin"
 
 mkdir -p "$target/browser"
 status=0
@@ -44,7 +32,5 @@ if [ "$status" -ne 0 ]; then
   exit "$status"
 fi
 
-kill -TERM "$pid"
-wait "$pid" || true
-pid=
+stop_server
 echo "browser test passed: $target/browser/alice.png, $target/browser/bob.png"

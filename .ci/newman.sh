@@ -20,31 +20,8 @@ secret=$(node -e '
   process.stdout.write(v.value);
 ' "$environment")
 
-data=$(mktemp -d)
-log="$data/server.log"
-pid=""
-stop_server() {
-  if [ -n "$pid" ]; then
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    pid=""
-  fi
-}
-trap 'stop_server; rm -rf "$data"' EXIT
-
-# Only the settings below: no database URL, key or issuer inherited from the caller.
-env -u MISSIVE_DATABASE_URL -u DATABASE_URL -u MISSIVE_JWT_PUBLIC_KEY -u MISSIVE_JWT_ALGORITHM \
-  -u MISSIVE_JWT_ISSUER -u MISSIVE_JWT_AUDIENCE -u MISSIVE_CONFIG \
-  MISSIVE_DATA_DIR="$data" MISSIVE_BIND=127.0.0.1:0 MISSIVE_JWT_SECRET="$secret" NO_COLOR=1 \
-  "$bin" >"$log" 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do
-  grep -q "listening on http://" "$log" && break
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.1
-done
-addr=$(sed -nE 's#.*listening on http://([0-9.:]+).*#\1#p' "$log" | head -1)
-[ -n "$addr" ] || { cat "$log" >&2; echo "the server did not start" >&2; exit 1; }
+source .ci/server.sh
+start_server "$bin" MISSIVE_JWT_SECRET="$secret"
 echo "missive listening on http://$addr (data in $data)"
 
 # npm stays quiet (no install log, notices or funding lines); newman prints its run and

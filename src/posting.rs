@@ -67,12 +67,15 @@ impl Poster {
 async fn write_loop(db: Db, publisher: Publisher, order: Arc<ChatOrder>, mut queue: mpsc::Receiver<Job>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        let started = std::time::Instant::now();
         let batch: Vec<NewMessage> = jobs.iter().map(|j| j.message.clone()).collect();
         // Other chat-scoped writes (edits, reads, membership) take the same stripes, so
         // none of their events can land between a message's commit and its push.
         let _order = order.lock_all(batch.iter().map(|m| &m.chat_id)).await;
         metrics::histogram!("missive_post_batch_size").record(batch.len() as f64);
-        match db.post_messages(&batch).await {
+        let written = db.post_messages(&batch).await;
+        metrics::histogram!("missive_post_commit_seconds").record(started.elapsed().as_secs_f64());
+        match written {
             Ok(outcomes) => {
                 for (job, outcome) in jobs.drain(..).zip(outcomes) {
                     if let PostOutcome::Created { message, members } = &outcome {
@@ -96,6 +99,7 @@ async fn write_loop(db: Db, publisher: Publisher, order: Arc<ChatOrder>, mut que
                 }
             }
         }
+        metrics::histogram!("missive_post_batch_seconds").record(started.elapsed().as_secs_f64());
     }
 }
 
@@ -111,11 +115,12 @@ fn publish_new_message(publisher: &Publisher, chat: &ChatId, message: MessageVie
         by_unread.entry((seq - last_read).max(0)).or_default().push(UserId::from_trusted(user.clone()));
     }
     for (unread_count, users) in by_unread {
-        let event = ServerEvent::ChatUpdated(ChatUpdated {
-            chat_id: chat.to_string(),
-            last_message: Some(message.clone()),
-            unread_count,
+        publisher.publish_lazy(&Audience::ListeningUsers(users), || {
+            ServerEvent::ChatUpdated(ChatUpdated {
+                chat_id: chat.to_string(),
+                last_message: Some(message.clone()),
+                unread_count,
+            })
         });
-        publisher.publish(&Audience::ListeningUsers(users), &event);
     }
 }

@@ -39,8 +39,11 @@ impl Application {
         let hub = Arc::new(Hub::new());
         let publisher = Publisher::new(hub.clone());
         let typing = Typing::new(publisher.clone(), Duration::from_millis(settings.typing_timeout_ms));
-        // SQLite has one writer connection; PostgreSQL commits batches on several.
-        let writers = if matches!(db, Db::Sqlite { .. }) { 1 } else { (settings.db_pool_size / 2).max(1) };
+        // SQLite has one writer connection. PostgreSQL could commit on several, but fewer
+        // writers make bigger batches, and a batch costs about the same few round trips
+        // whatever its size: two writers (one filling while the other commits) acknowledged
+        // more than four at 64 senders (BENCHMARKS.md). Half the pool at most, for reads.
+        let writers = if matches!(db, Db::Sqlite { .. }) { 1 } else { (settings.db_pool_size / 2).clamp(1, 2) };
         let order = Arc::new(ChatOrder::default());
         let poster =
             Poster::start(db.clone(), publisher.clone(), order.clone(), writers, &tokio::runtime::Handle::current());

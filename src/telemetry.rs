@@ -1,13 +1,16 @@
 //! Logging: readable lines by default, JSON lines with `MISSIVE_LOG_FORMAT=json`.
 //! Filter with `RUST_LOG` (default `info`).
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use tracing_subscriber::EnvFilter;
 
 /// Seconds: from 100 µs to 10 s.
 const LATENCY_BUCKETS: &[f64] =
     &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Messages per group-commit batch, from 1 to the most a batch takes.
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
 /// Every metric with its help text. Counters and gauges start at 0, so a scrape shows
 /// them (a slow-consumer count of 0 is information) before the first event.
@@ -21,6 +24,12 @@ fn describe_metrics() {
     describe_histogram!("missive_push_latency_seconds", Unit::Seconds, "From publish to written on the socket");
     describe_histogram!("missive_db_pool_wait_seconds", Unit::Seconds, "Wait for a database connection");
     describe_histogram!("missive_post_batch_size", "Messages committed per group-commit batch");
+    describe_histogram!(
+        "missive_post_batch_seconds",
+        Unit::Seconds,
+        "Group-commit batch: from taking the batch to the last sender answered"
+    );
+    describe_histogram!("missive_post_commit_seconds", Unit::Seconds, "Group-commit batch: the transaction alone");
     describe_counter!("missive_http_requests_total", "HTTP requests by route pattern, method and status");
     describe_histogram!("missive_http_request_duration_seconds", Unit::Seconds, "HTTP request latency");
     metrics::gauge!("missive_ws_connections").increment(0.0);
@@ -41,7 +50,10 @@ pub fn metrics() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let builder = PrometheusBuilder::new();
         // Fixed, valid buckets: setting them cannot fail.
-        let builder = builder.set_buckets(LATENCY_BUCKETS).expect("non-empty buckets");
+        let builder = builder
+            .set_buckets(LATENCY_BUCKETS)
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full("missive_post_batch_size".into()), BATCH_BUCKETS))
+            .expect("non-empty buckets");
         let handle = builder.install_recorder().unwrap_or_else(|e| {
             tracing::warn!(error = %e, "another metrics recorder is installed; /metrics will be empty");
             PrometheusBuilder::new().build_recorder().handle()

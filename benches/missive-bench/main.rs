@@ -3,6 +3,7 @@
 //! and writes the figures as JSON. Loopback only. See BENCHMARKS.md.
 
 mod fanout;
+mod fsync;
 mod s1_idle;
 mod s6_durable;
 mod server;
@@ -32,6 +33,8 @@ enum Scenario {
     S4(fanout::Args),
     /// S6: acknowledged (durable) messages per second at several sender counts.
     S6(s6_durable::Args),
+    /// The disk alone: latency of a small write plus fdatasync, as a durable commit pays.
+    Fsync(fsync::Args),
     /// Internal: one receiver process of S1, S2 and S4.
     #[command(hide = true)]
     RecvWorker(fanout::WorkerArgs),
@@ -45,6 +48,7 @@ fn main() {
             Scenario::S2(args) => fanout::run(args, "s2").await.map(Some),
             Scenario::S4(args) => fanout::run(args, "s4").await.map(Some),
             Scenario::S6(args) => s6_durable::run(args).await.map(Some),
+            Scenario::Fsync(args) => fsync::run(args).map(Some),
             Scenario::RecvWorker(args) => fanout::worker(args).await.map(|()| None),
         }
     });

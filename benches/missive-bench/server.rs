@@ -30,6 +30,11 @@ pub struct Target {
     /// Database of the started server (default: SQLite in a temp directory).
     #[arg(long)]
     pub database_url: Option<String>,
+    /// Where the started server's data directory goes (default: the system temp
+    /// directory). `/dev/shm` takes the disk's flushes out of the measure, to tell the
+    /// server's own latency from the disk's (`missive-bench fsync` measures the disk).
+    #[arg(long)]
+    pub data_parent: Option<PathBuf>,
 }
 
 impl Server {
@@ -43,7 +48,8 @@ impl Server {
         if !bin.exists() {
             return Err(format!("{} not found: build it first (cargo build --release)", bin.display()));
         }
-        let data = std::env::temp_dir().join(format!("missive-bench-{}", std::process::id()));
+        let parent = target.data_parent.clone().unwrap_or_else(std::env::temp_dir);
+        let data = parent.join(format!("missive-bench-{}", std::process::id()));
         std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
         let mut cmd = Command::new(bin);
         cmd.env("MISSIVE_BIND", "127.0.0.1:0")

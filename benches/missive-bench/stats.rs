@@ -10,6 +10,10 @@ impl Latencies {
         self.0.push(d);
     }
 
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub fn extend(&mut self, other: Latencies) {
         self.0.extend(other.0);
     }

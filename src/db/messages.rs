@@ -46,109 +46,6 @@ pub enum Cursor {
     After(i64),
 }
 
-/// The body of a batch write, written once for both backends: `$aw` is `.await` for
-/// PostgreSQL's async connection and nothing for SQLite's sync one (a whole SQLite
-/// batch runs in one blocking call instead of one thread hop per statement).
-macro_rules! post_batch {
-    ($c:ident, $batch:expr, $($aw:tt)*) => {{
-        let mut outcomes = Vec::with_capacity($batch.len());
-        for m in $batch.iter() {
-            let member = chat_members::table
-                .find((m.chat_id.as_str(), m.sender.as_str()))
-                .select(chat_members::user_id)
-                .first::<String>($c)
-                $($aw)*
-                .optional()?;
-            if member.is_none() {
-                outcomes.push(PostOutcome::NotMember);
-                continue;
-            }
-            if let Some(cid) = &m.client_message_id {
-                let existing = messages::table
-                    .filter(messages::chat_id.eq(m.chat_id.as_str()))
-                    .filter(messages::sender_id.eq(m.sender.as_str()))
-                    .filter(messages::client_message_id.eq(cid))
-                    .select(MessageRow::as_select())
-                    .first($c)
-                    $($aw)*
-                    .optional()?;
-                if let Some(original) = existing {
-                    outcomes.push(PostOutcome::Existing(original));
-                    continue;
-                }
-            }
-            if let Some(reply_to) = &m.reply_to {
-                let found: i64 = messages::table
-                    .filter(messages::id.eq(reply_to))
-                    .filter(messages::chat_id.eq(m.chat_id.as_str()))
-                    .count()
-                    .get_result($c)
-                    $($aw)*?;
-                if found == 0 {
-                    outcomes.push(PostOutcome::BadReply);
-                    continue;
-                }
-            }
-            let seq: i64 = diesel::update(chats::table.find(m.chat_id.as_str()))
-                .set((chats::last_seq.eq(chats::last_seq + 1), chats::updated_at.eq(m.now)))
-                .returning(chats::last_seq)
-                .get_result($c)
-                $($aw)*?;
-            let row = MessageRow {
-                id: m.id.clone(),
-                chat_id: m.chat_id.to_string(),
-                seq,
-                sender_id: m.sender.to_string(),
-                content: m.content.clone(),
-                attachments: m.attachments_json.clone(),
-                reply_to: m.reply_to.clone(),
-                client_message_id: m.client_message_id.clone(),
-                created_at: m.now,
-                edited_at: None,
-                deleted_at: None,
-            };
-            diesel::insert_into(messages::table).values(&row).execute($c)$($aw)*?;
-            diesel::update(chat_members::table.find((m.chat_id.as_str(), m.sender.as_str())))
-                .set(chat_members::last_read_seq.eq(seq))
-                .execute($c)
-                $($aw)*?;
-            let members = chat_members::table
-                .filter(chat_members::chat_id.eq(m.chat_id.as_str()))
-                .select((chat_members::user_id, chat_members::last_read_seq))
-                .load($c)
-                $($aw)*?;
-            outcomes.push(PostOutcome::Created { message: row, members });
-        }
-        Ok(outcomes)
-    }};
-}
-
-/// SQLite: the batch on the plain connection, in an IMMEDIATE transaction.
-mod sqlite_batch {
-    use diesel::prelude::*;
-
-    use super::{MessageRow, NewMessage, PostOutcome};
-    use crate::db::schema::{chat_members, chats, messages};
-
-    pub fn write(c: &mut SqliteConnection, batch: &[NewMessage]) -> QueryResult<Vec<PostOutcome>> {
-        c.immediate_transaction(|c| post_batch!(c, batch,))
-    }
-}
-
-/// PostgreSQL: the same batch on the async connection.
-mod pg_batch {
-    use diesel::prelude::*;
-    use diesel_async::{AsyncConnection, RunQueryDsl};
-
-    use super::{MessageRow, NewMessage, PostOutcome};
-    use crate::db::PgConn;
-    use crate::db::schema::{chat_members, chats, messages};
-
-    pub async fn write(c: &mut PgConn, batch: &[NewMessage]) -> QueryResult<Vec<PostOutcome>> {
-        c.transaction::<_, diesel::result::Error, _>(async |c| post_batch!(c, batch, .await)).await
-    }
-}
-
 impl Db {
     /// Writes a batch of sends in one transaction (one commit, one fsync), in order. Each
     /// send is checked first (membership, idempotency, `replyTo`), so a refused one
@@ -160,12 +57,12 @@ impl Db {
         match self {
             Db::Postgres(pool) => {
                 let mut conn = super::pool::checkout(pool).await?;
-                Ok(pg_batch::write(&mut conn, batch).await?)
+                Ok(super::batch::pg::write(&mut conn, batch).await?)
             }
             Db::Sqlite { writer, .. } => {
                 let mut conn = super::pool::checkout(writer).await?;
                 let owned = batch.to_vec();
-                Ok(conn.spawn_blocking(move |c| sqlite_batch::write(c, &owned)).await?)
+                Ok(conn.spawn_blocking(move |c| super::batch::sqlite::write(c, &owned)).await?)
             }
         }
     }

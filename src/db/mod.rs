@@ -3,6 +3,7 @@
 //! each backend by `with_conn!`, because diesel-async has no runtime multi-backend
 //! connection. Handlers own transactions; this module never publishes events.
 
+mod batch;
 mod chats;
 mod edits;
 mod members;

@@ -27,7 +27,8 @@ pub struct MemberRow {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = messages)]
+// `None` is written as NULL, not DEFAULT, so a batch is one multi-row INSERT on SQLite too.
+#[diesel(table_name = messages, treat_none_as_default_value = false)]
 pub struct MessageRow {
     pub id: String,
     pub chat_id: String,

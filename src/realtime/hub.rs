@@ -47,7 +47,9 @@ pub const CLOSE_SLOW_CONSUMER: u16 = 4009;
 pub struct ConnHandle {
     pub id: ConnId,
     pub user: UserId,
-    outbox: mpsc::Sender<Outbound>,
+    /// Frames are shared by all their recipients: a slot is one pointer, so the first
+    /// block of a new, idle outbox stays small.
+    outbox: mpsc::Sender<Arc<Outbound>>,
     listening_all: AtomicBool,
     /// Chats this connection joined; mirrors `Hub::chats` for cleanup and debug-status.
     joined: Mutex<HashSet<ChatId>>,
@@ -80,7 +82,7 @@ impl ConnHandle {
         self.joined.lock().unwrap_or_else(|p| p.into_inner())
     }
     /// Queues a frame without waiting. A full outbox marks a slow consumer.
-    fn offer(&self, frame: &Outbound) -> bool {
+    fn offer(&self, frame: &Arc<Outbound>) -> bool {
         match self.outbox.try_send(frame.clone()) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -127,7 +129,7 @@ impl Hub {
         user: UserId,
         capacity: usize,
         max_per_user: usize,
-    ) -> Option<(Arc<ConnHandle>, mpsc::Receiver<Outbound>, bool)> {
+    ) -> Option<(Arc<ConnHandle>, mpsc::Receiver<Arc<Outbound>>, bool)> {
         let mut conns = self.users.entry(user.clone()).or_default();
         if conns.len() >= max_per_user {
             return None;
@@ -214,9 +216,9 @@ impl Hub {
         conn.listening_all.store(true, Ordering::Relaxed);
     }
 
-    /// Queues `frame` for every connection of `target`; returns how many accepted it.
-    pub fn deliver(&self, target: Target<'_>, frame: &Outbound) -> usize {
-        let recipients: Vec<Arc<ConnHandle>> = match target {
+    /// The connections `target` names right now (copied out: no guard is kept).
+    pub fn recipients(&self, target: Target<'_>) -> Vec<Arc<ConnHandle>> {
+        match target {
             Target::Chat(chat) => self.chats.get(chat).map(|c| c.values().cloned().collect()).unwrap_or_default(),
             Target::ChatExcept(chat, user) => self
                 .chats
@@ -225,7 +227,11 @@ impl Hub {
                 .unwrap_or_default(),
             Target::Users(users) => self.connections_of(users, false),
             Target::ListeningUsers(users) => self.connections_of(users, true),
-        };
+        }
+    }
+
+    /// Queues `frame` for each of `recipients`; returns how many accepted it.
+    pub fn deliver(recipients: &[Arc<ConnHandle>], frame: &Arc<Outbound>) -> usize {
         recipients.iter().filter(|c| c.offer(frame)).count()
     }
 
@@ -267,6 +273,11 @@ mod tests {
         UserId::parse(s).unwrap()
     }
 
+    /// What the publisher does: resolve the target, then queue one shared frame.
+    fn deliver(hub: &Hub, target: Target<'_>, text: impl Into<Outbound>) -> usize {
+        Hub::deliver(&hub.recipients(target), &Arc::new(text.into()))
+    }
+
     #[test]
     fn chat_frames_reach_only_joined_connections() {
         let hub = Hub::new();
@@ -275,11 +286,11 @@ mod tests {
         let (_b, mut rx_b, _) = hub.register(user("bob"), 8, 16).unwrap();
         assert!(hub.join(&a, &chat));
         assert!(!hub.join(&a, &chat), "second join is a no-op");
-        assert_eq!(hub.deliver(Target::Chat(&chat), &"hi".into()), 1);
+        assert_eq!(deliver(&hub, Target::Chat(&chat), "hi"), 1);
         assert_eq!(rx_a.try_recv().unwrap().frame, "hi");
         assert!(rx_b.try_recv().is_err());
         assert!(hub.leave(&a, &chat));
-        assert_eq!(hub.deliver(Target::Chat(&chat), &"again".into()), 0);
+        assert_eq!(deliver(&hub, Target::Chat(&chat), "again"), 0);
         assert_eq!(hub.active_chats(), 0, "empty chat entries are removed");
     }
 
@@ -290,10 +301,13 @@ mod tests {
         let (laptop, mut rx_laptop, second) = hub.register(user("alice"), 8, 16).unwrap();
         assert!(first && !second, "only the first device brings the user online");
         let users = [user("alice")];
-        assert_eq!(hub.deliver(Target::Users(&users), &"x".into()), 2);
-        assert_eq!((rx_phone.try_recv().unwrap().frame, rx_laptop.try_recv().unwrap().frame), ("x".into(), "x".into()));
+        assert_eq!(deliver(&hub, Target::Users(&users), "x"), 2);
+        assert_eq!(
+            (rx_phone.try_recv().unwrap().frame.clone(), rx_laptop.try_recv().unwrap().frame.clone()),
+            ("x".into(), "x".into())
+        );
         hub.listen_all(&phone);
-        assert_eq!(hub.deliver(Target::ListeningUsers(&users), &"y".into()), 1);
+        assert_eq!(deliver(&hub, Target::ListeningUsers(&users), "y"), 1);
         assert_eq!(rx_phone.try_recv().unwrap().frame, "y");
         assert!(rx_laptop.try_recv().is_err());
         assert_eq!(hub.online_users(), 1);
@@ -311,7 +325,7 @@ mod tests {
         hub.join(&slow, &chat);
         hub.join(&fast, &chat);
         for i in 0..3 {
-            hub.deliver(Target::Chat(&chat), &format!("{i}").into());
+            deliver(&hub, Target::Chat(&chat), format!("{i}"));
             assert_eq!(rx_fast.try_recv().unwrap().frame, format!("{i}"));
         }
         assert!(slow.killed().is_cancelled());
@@ -330,14 +344,14 @@ mod tests {
             hub.join(c, &chat);
         }
         hub.evict(&chat, &user("alice"));
-        assert_eq!(hub.deliver(Target::Chat(&chat), &"m".into()), 1);
+        assert_eq!(deliver(&hub, Target::Chat(&chat), "m"), 1);
         assert!(rx_a1.try_recv().is_err() && rx_a2.try_recv().is_err());
         assert_eq!(rx_b.try_recv().unwrap().frame, "m");
         assert!(a1.joined_chats().is_empty());
         let alice = user("alice");
-        assert_eq!(hub.deliver(Target::ChatExcept(&chat, &alice), &"n".into()), 1);
+        assert_eq!(deliver(&hub, Target::ChatExcept(&chat, &alice), "n"), 1);
         let bob = user("bob");
-        assert_eq!(hub.deliver(Target::ChatExcept(&chat, &bob), &"o".into()), 0);
+        assert_eq!(deliver(&hub, Target::ChatExcept(&chat, &bob), "o"), 0);
     }
 
     #[test]

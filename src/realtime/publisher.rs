@@ -3,6 +3,7 @@
 //! publishes nothing. A cross-node broker (Redis) will sit behind `publish`: it already
 //! receives everything a remote node would need (audience and encoded frame).
 
+use std::borrow::Borrow;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use tokio::sync::{Mutex, MutexGuard};
@@ -38,18 +39,31 @@ impl Publisher {
     /// Serialises `event` once and queues the shared bytes for every recipient.
     /// Never waits: a recipient whose outbox is full is closed as a slow consumer.
     pub fn publish(&self, audience: &Audience, event: &ServerEvent) -> usize {
-        let position = match event {
-            ServerEvent::NewMessage(m) => Some((ByteString::from(m.chat_id.clone()), m.message.seq)),
-            _ => None,
-        };
-        let frame = Outbound { frame: event.encode(), position, queued_at: std::time::Instant::now() };
+        self.publish_lazy(audience, || event)
+    }
+
+    /// Like `publish`, but the event is built only if this node has a recipient for it:
+    /// the `chat-updated` frames of a busy chat cost nothing while nobody listens to all
+    /// chats. (A cross-node broker will take every event whatever the local audience.)
+    pub fn publish_lazy<E: Borrow<ServerEvent>>(&self, audience: &Audience, build: impl FnOnce() -> E) -> usize {
         let target = match audience {
             Audience::Chat(chat) => Target::Chat(chat),
             Audience::ChatExcept(chat, user) => Target::ChatExcept(chat, user),
             Audience::Users(users) => Target::Users(users),
             Audience::ListeningUsers(users) => Target::ListeningUsers(users),
         };
-        let delivered = self.hub.deliver(target, &frame);
+        let recipients = self.hub.recipients(target);
+        if recipients.is_empty() {
+            return 0;
+        }
+        let event = build();
+        let event = event.borrow();
+        let position = match event {
+            ServerEvent::NewMessage(m) => Some((ByteString::from(m.chat_id.clone()), m.message.seq)),
+            _ => None,
+        };
+        let frame = Arc::new(Outbound { frame: event.encode(), position, queued_at: std::time::Instant::now() });
+        let delivered = Hub::deliver(&recipients, &frame);
         metrics::counter!("missive_events_pushed_total").increment(delivered as u64);
         delivered
     }

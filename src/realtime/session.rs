@@ -115,8 +115,10 @@ pub async fn run<G: Gatekeeper>(
     };
     tracing::info!(conn = conn.id, user = %conn.user, "websocket connected");
     metrics::gauge!("missive_ws_connections").increment(1.0);
+    // Rare, heavy awaits (database work) are boxed: a future is as large as its largest
+    // state, and this one lives as long as the socket, idle most of the time.
     if first {
-        gate.user_online(&conn.user).await;
+        Box::pin(gate.user_online(&conn.user)).await;
     }
     let mut session = Session {
         ws,
@@ -140,7 +142,7 @@ pub async fn run<G: Gatekeeper>(
     tracing::info!(conn = conn.id, user = %conn.user, close_code = ?code, "websocket closed");
     // Announced before the close frame, which may wait behind a stuck client's unread data.
     if last {
-        session.gate.user_offline(&conn.user).await;
+        Box::pin(session.gate.user_offline(&conn.user)).await;
     }
     if ending.is_some() {
         // A slow consumer's close frame queues behind what it has not read yet; give it
@@ -153,7 +155,7 @@ impl<G: Gatekeeper> Session<G> {
     async fn drive(
         &mut self,
         stream: &mut AggregatedMessageStream,
-        rx: &mut mpsc::Receiver<Outbound>,
+        rx: &mut mpsc::Receiver<Arc<Outbound>>,
         shutdown: &CancellationToken,
     ) -> Result<Infallible, Ending> {
         let hello = ServerEvent::Connected(Connected {
@@ -178,7 +180,7 @@ impl<G: Gatekeeper> Session<G> {
                 msg = stream.recv() => {
                     self.last_seen = Instant::now();
                     let before = self.expires_at;
-                    self.on_client_message(msg).await?;
+                    Box::pin(self.on_client_message(msg)).await?;
                     if self.expires_at != before {
                         expiry.as_mut().reset(instant_of_unix(self.expires_at));
                     }
@@ -262,7 +264,7 @@ impl<G: Gatekeeper> Session<G> {
     }
 
     /// Writes a queued frame unless the client already has it.
-    async fn forward(&mut self, out: Outbound) -> Result<(), Ending> {
+    async fn forward(&mut self, out: Arc<Outbound>) -> Result<(), Ending> {
         if let Some((chat, seq)) = &out.position {
             match self.floors.get_mut(&**chat) {
                 Some(floor) if *floor >= *seq => return Ok(()),
@@ -271,7 +273,7 @@ impl<G: Gatekeeper> Session<G> {
                 None => return Ok(()),
             }
         }
-        self.send(out.frame).await?;
+        self.send(out.frame.clone()).await?;
         metrics::histogram!("missive_push_latency_seconds").record(out.queued_at.elapsed().as_secs_f64());
         Ok(())
     }
