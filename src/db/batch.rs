@@ -1,9 +1,9 @@
 //! The group-commit write. A batch of sends costs a fixed number of statements, not six
 //! per send: three lookups (members of the batch's chats, earlier uses of its
 //! `clientMessageId`s, the messages it replies to), then one `last_seq` bump per chat,
-//! one multi-row insert and one read-marker update per sender. What each send gets is
+//! the inserts and one read-marker update per sender. What each send gets is
 //! decided in memory between the lookups and the writes (`Decided`), the same code for
-//! both backends: SQLite runs the statements back to back in one blocking call;
+//! both backends: SQLite runs fixed-text statements back to back in one blocking call;
 //! PostgreSQL folds the bumps and the markers into one statement each over arrays and
 //! pipelines the independent ones, so a batch is a handful of round trips.
 
@@ -209,42 +209,114 @@ struct Bumped {
     last_seq: i64,
 }
 
-/// SQLite: the batch on the plain connection, in an IMMEDIATE transaction. The bumps
-/// and the markers each go in as one JSON array (`[[chat, n, at], …]`,
-/// `[[chat, user, seq], …]`) read by `json_each`: one statement each, whatever the size.
+/// SQLite: the batch on the plain connection, in an IMMEDIATE transaction. Every
+/// statement has a fixed text, so the connection keeps it prepared: the keys go in as
+/// one JSON array read by `json_each`, and the rows as one cached single-row insert
+/// each. Re-preparing a multi-row insert and four `IN (…)` lists per batch cost the
+/// single writer about as much as the statements themselves.
 pub mod sqlite {
     use diesel::prelude::*;
-    use diesel::sql_types::Text;
+    use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+    use diesel::sql_types::{BigInt, Text, Untyped};
+    use diesel::sqlite::Sqlite;
     use std::collections::HashMap;
 
-    use super::{Bumped, Decided, Keys, Lookups, MessageRow, NewMessage, PostOutcome};
-    use crate::db::schema::{chat_members, messages};
+    use super::{Bumped, Decided, Lookups, NewMessage, PostOutcome};
+    use crate::db::schema::messages;
 
+    const MEMBERS: &str = "SELECT chat_id, user_id, last_read_seq FROM chat_members \
+        WHERE chat_id IN (SELECT value FROM json_each(?))";
+    // Uses the idempotency index: one probe per (chat, sender, clientMessageId).
+    const EARLIER: &str = "SELECT m.* FROM json_each(?) AS v JOIN messages AS m \
+        ON m.chat_id = v.value ->> 0 AND m.sender_id = v.value ->> 1 AND m.client_message_id = v.value ->> 2";
+    const REPLIED: &str = "SELECT id, chat_id FROM messages WHERE id IN (SELECT value FROM json_each(?))";
     const BUMP: &str = "UPDATE chats SET last_seq = chats.last_seq + (v.value ->> 1), updated_at = v.value ->> 2 \
-        FROM json_each(?1) AS v WHERE chats.id = v.value ->> 0 RETURNING chats.id, chats.last_seq";
-    const MARK: &str = "UPDATE chat_members SET last_read_seq = v.value ->> 2 FROM json_each(?1) AS v \
+        FROM json_each(?) AS v WHERE chats.id = v.value ->> 0 RETURNING chats.id, chats.last_seq";
+    const MARK: &str = "UPDATE chat_members SET last_read_seq = v.value ->> 2 FROM json_each(?) AS v \
         WHERE chat_members.chat_id = v.value ->> 0 AND chat_members.user_id = v.value ->> 1";
+
+    #[derive(QueryableByName)]
+    struct Member {
+        #[diesel(sql_type = Text)]
+        chat_id: String,
+        #[diesel(sql_type = Text)]
+        user_id: String,
+        #[diesel(sql_type = BigInt)]
+        last_read_seq: i64,
+    }
+
+    #[derive(QueryableByName)]
+    struct Replied {
+        #[diesel(sql_type = Text)]
+        id: String,
+        #[diesel(sql_type = Text)]
+        chat_id: String,
+    }
+
+    /// `sql` with its one `?` bound to `json`. Unlike `sql_query`, diesel keeps it in the
+    /// connection's statement cache (keyed by the text).
+    struct Fixed {
+        sql: &'static str,
+        json: String,
+    }
+
+    impl Fixed {
+        fn new(sql: &'static str, value: &impl serde::Serialize) -> Self {
+            Self { sql, json: serde_json::to_string(value).expect("strings and numbers") }
+        }
+    }
+
+    impl QueryId for Fixed {
+        type QueryId = ();
+        const HAS_STATIC_QUERY_ID: bool = false;
+    }
+
+    impl Query for Fixed {
+        type SqlType = Untyped;
+    }
+
+    impl QueryFragment<Sqlite> for Fixed {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+            let (head, tail) = self.sql.split_once('?').expect("one parameter");
+            out.push_sql(head);
+            out.push_bind_param::<Text, _>(&self.json)?;
+            out.push_sql(tail);
+            Ok(())
+        }
+    }
+
+    impl RunQueryDsl<SqliteConnection> for Fixed {}
 
     pub fn write(c: &mut SqliteConnection, batch: &[NewMessage]) -> QueryResult<Vec<PostOutcome>> {
         c.immediate_transaction(|c| {
-            let keys = Keys::of(batch);
+            let chats: Vec<&str> = batch.iter().map(|m| m.chat_id.as_str()).collect();
+            let cids: Vec<(&str, &str, &str)> = batch
+                .iter()
+                .filter_map(|m| Some((m.chat_id.as_str(), m.sender.as_str(), m.client_message_id.as_deref()?)))
+                .collect();
+            let replies: Vec<&str> = batch.iter().filter_map(|m| m.reply_to.as_deref()).collect();
+            let members = Fixed::new(MEMBERS, &chats).load::<Member>(c)?;
             let lookups = Lookups {
-                members: lookup_members!(keys).load(c)?,
-                earlier: if keys.cids.is_empty() { Vec::new() } else { lookup_earlier!(keys).load(c)? },
-                replied: if keys.replies.is_empty() { Vec::new() } else { lookup_replied!(keys).load(c)? },
+                members: members.into_iter().map(|m| (m.chat_id, m.user_id, m.last_read_seq)).collect(),
+                earlier: if cids.is_empty() { Vec::new() } else { Fixed::new(EARLIER, &cids).load(c)? },
+                replied: if replies.is_empty() {
+                    Vec::new()
+                } else {
+                    Fixed::new(REPLIED, &replies).load::<Replied>(c)?.into_iter().map(|r| (r.id, r.chat_id)).collect()
+                },
             };
             let decided = Decided::new(batch, lookups);
             let mut last_seqs = HashMap::new();
             if !decided.bumps.is_empty() {
-                let bumps = serde_json::to_string(&decided.bumps).expect("strings and numbers");
-                let bumped: Vec<Bumped> = diesel::sql_query(BUMP).bind::<Text, _>(bumps).load(c)?;
+                let bumped: Vec<Bumped> = Fixed::new(BUMP, &decided.bumps).load(c)?;
                 last_seqs.extend(bumped.into_iter().map(|b| (b.id, b.last_seq)));
             }
             let done = decided.finish(batch, &last_seqs);
-            if !done.rows.is_empty() {
-                let markers = serde_json::to_string(&done.markers).expect("strings and numbers");
-                diesel::insert_into(messages::table).values(&done.rows).execute(c)?;
-                diesel::sql_query(MARK).bind::<Text, _>(markers).execute(c)?;
+            for row in &done.rows {
+                diesel::insert_into(messages::table).values(row).execute(c)?;
+            }
+            if !done.markers.is_empty() {
+                Fixed::new(MARK, &done.markers).execute(c)?;
             }
             Ok(done.outcomes)
         })

@@ -26,8 +26,9 @@ pub struct MemberRow {
     pub position: i64,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-// `None` is written as NULL, not DEFAULT, so a batch is one multi-row INSERT on SQLite too.
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
+// `None` is written as NULL, not DEFAULT, so an insert's text depends only on its row
+// count: PostgreSQL takes a batch as one multi-row INSERT, SQLite keeps one row's prepared.
 #[diesel(table_name = messages, treat_none_as_default_value = false)]
 pub struct MessageRow {
     pub id: String,

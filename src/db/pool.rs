@@ -2,7 +2,7 @@ use deadpool::managed::{Manager, PoolError};
 use diesel::SqliteConnection;
 use diesel::{ConnectionError, ConnectionResult};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::FutureExt;
@@ -59,6 +59,11 @@ where
     AsyncDieselConnectionManager<C>: Manager<Type = C, Error = diesel_async::pooled_connection::PoolError>,
 {
     let mut cfg = ManagerConfig::<C>::default();
+    // No `SELECT 1` on every checkout: on SQLite it cost a blocking hop per request and
+    // per batch, on PostgreSQL a round trip. A PostgreSQL connection whose socket has
+    // closed (server restart) is still replaced at checkout: diesel-async checks that
+    // without a query, as it checks for a transaction left open.
+    cfg.recycling_method = RecyclingMethod::Fast;
     let handle = opts.runtime.clone();
     cfg.custom_setup = Box::new(move |url| {
         let url = url.to_owned();

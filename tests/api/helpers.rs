@@ -17,7 +17,7 @@ use missive::startup::Application;
 /// The HS256 secret every test server is started with.
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
 /// Upper bound for any single wait in a test.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub const WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug)]
 pub enum Backend {
