@@ -326,22 +326,78 @@ pub mod sqlite {
 /// PostgreSQL: the same decisions, with each group of independent statements pipelined
 /// on the connection (`&mut &conn`) and the per-chat writes done over arrays.
 pub mod pg {
+    use diesel::pg::Pg;
     use diesel::prelude::*;
-    use diesel::sql_types::{Array, BigInt, Text};
+    use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+    use diesel::serialize::ToSql;
+    use diesel::sql_types::{Array, BigInt, HasSqlType, SqlType, Text, Untyped};
     use diesel_async::{AsyncConnection, RunQueryDsl};
     use futures_util::try_join;
     use std::collections::HashMap;
+    use std::marker::PhantomData;
 
     use super::{Bumped, Decided, Keys, Lookups, MessageRow, NewMessage, PostOutcome};
     use crate::db::PgConn;
     use crate::db::schema::{chat_members, messages};
 
     const BUMP: &str = "UPDATE chats SET last_seq = chats.last_seq + v.n, updated_at = v.at \
-        FROM unnest($1::text[], $2::int8[], $3::int8[]) AS v(id, n, at) \
+        FROM unnest(?::text[], ?::int8[], ?::int8[]) AS v(id, n, at) \
         WHERE chats.id = v.id RETURNING chats.id, chats.last_seq";
     const MARK: &str = "UPDATE chat_members SET last_read_seq = v.seq \
-        FROM unnest($1::text[], $2::text[], $3::int8[]) AS v(chat_id, user_id, seq) \
+        FROM unnest(?::text[], ?::text[], ?::int8[]) AS v(chat_id, user_id, seq) \
         WHERE chat_members.chat_id = v.chat_id AND chat_members.user_id = v.user_id";
+
+    /// `sql` with its three `?` bound to three arrays of SQL types `S1`..`S3`. diesel
+    /// never caches a `sql_query`, so each batch paid a Parse/Describe round trip and a
+    /// fresh plan for the bump and the markers; this one stays prepared per connection.
+    /// (64 senders, three 8 s A/B runs: 8,215 / 8,439 / 8,591 msgs/s against 6,476 /
+    /// 6,812 / 5,569.) The multi-row insert is left as it is: its text changes with the
+    /// row count, and a fixed `INSERT … SELECT FROM unnest` measured slower.
+    struct Arrays<S1, S2, S3, A, B, C> {
+        sql: &'static str,
+        a: Vec<A>,
+        b: Vec<B>,
+        c: Vec<C>,
+        _s: PhantomData<(S1, S2, S3)>,
+    }
+
+    impl<S1, S2, S3, A, B, C> Arrays<S1, S2, S3, A, B, C> {
+        fn new(sql: &'static str, a: Vec<A>, b: Vec<B>, c: Vec<C>) -> Self {
+            Self { sql, a, b, c, _s: PhantomData }
+        }
+    }
+
+    impl<S1, S2, S3, A, B, C> QueryId for Arrays<S1, S2, S3, A, B, C> {
+        type QueryId = ();
+        const HAS_STATIC_QUERY_ID: bool = false;
+    }
+
+    impl<S1, S2, S3, A, B, C> Query for Arrays<S1, S2, S3, A, B, C> {
+        type SqlType = Untyped;
+    }
+
+    impl<S1, S2, S3, A, B, C> QueryFragment<Pg> for Arrays<S1, S2, S3, A, B, C>
+    where
+        Pg: HasSqlType<S1> + HasSqlType<S2> + HasSqlType<S3>,
+        S1: SqlType,
+        S2: SqlType,
+        S3: SqlType,
+        Vec<A>: ToSql<Array<S1>, Pg>,
+        Vec<B>: ToSql<Array<S2>, Pg>,
+        Vec<C>: ToSql<Array<S3>, Pg>,
+    {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+            let mut parts = self.sql.split('?');
+            out.push_sql(parts.next().expect("text"));
+            out.push_bind_param::<Array<S1>, _>(&self.a)?;
+            out.push_sql(parts.next().expect("three parameters"));
+            out.push_bind_param::<Array<S2>, _>(&self.b)?;
+            out.push_sql(parts.next().expect("three parameters"));
+            out.push_bind_param::<Array<S3>, _>(&self.c)?;
+            out.push_sql(parts.next().expect("three parameters"));
+            Ok(())
+        }
+    }
 
     pub async fn write(c: &mut PgConn, batch: &[NewMessage]) -> QueryResult<Vec<PostOutcome>> {
         c.transaction::<_, diesel::result::Error, _>(async |c| {
@@ -360,12 +416,8 @@ pub mod pg {
             let mut last_seqs = HashMap::new();
             if !decided.bumps.is_empty() {
                 let (ids, ns, ats) = columns(decided.bumps.iter().map(|(c, n, at)| (c.clone(), *n, *at)));
-                let bumped: Vec<Bumped> = diesel::sql_query(BUMP)
-                    .bind::<Array<Text>, _>(ids)
-                    .bind::<Array<BigInt>, _>(ns)
-                    .bind::<Array<BigInt>, _>(ats)
-                    .load(&mut &*c)
-                    .await?;
+                let bumped: Vec<Bumped> =
+                    Arrays::<Text, BigInt, BigInt, _, _, _>::new(BUMP, ids, ns, ats).load(&mut &*c).await?;
                 last_seqs.extend(bumped.into_iter().map(|b| (b.id, b.last_seq)));
             }
             let done = decided.finish(batch, &last_seqs);
@@ -373,11 +425,7 @@ pub mod pg {
                 let (chats, users, seqs) = columns(done.markers.iter().cloned());
                 try_join!(
                     diesel::insert_into(messages::table).values(&done.rows).execute(&mut &*c),
-                    diesel::sql_query(MARK)
-                        .bind::<Array<Text>, _>(chats)
-                        .bind::<Array<Text>, _>(users)
-                        .bind::<Array<BigInt>, _>(seqs)
-                        .execute(&mut &*c),
+                    Arrays::<Text, Text, BigInt, _, _, _>::new(MARK, chats, users, seqs).execute(&mut &*c),
                 )?;
             }
             Ok(done.outcomes)
