@@ -34,23 +34,34 @@ pub struct Poster {
 }
 
 impl Poster {
-    /// Starts `writers` writer tasks on `runtime` (SQLite has one writer connection, so
-    /// one is enough there; PostgreSQL commits several batches in parallel).
+    /// Starts `writers` writers. PostgreSQL's are tasks on `runtime`, committing several
+    /// batches in parallel. SQLite has one writer connection, so one writer, on a thread
+    /// of its own where the connection's work runs in place (`db::blocking`): under load
+    /// it goes from batch to batch without handing off to another thread.
     pub fn start(
         db: Db,
         publisher: Publisher,
         order: Arc<ChatOrder>,
         writers: usize,
         runtime: &tokio::runtime::Handle,
-    ) -> Self {
-        let queues = (0..writers.max(1))
-            .map(|_| {
-                let (tx, rx) = mpsc::channel(QUEUE);
-                runtime.spawn(write_loop(db.clone(), publisher.clone(), order.clone(), rx));
-                tx
-            })
-            .collect();
-        Self { queues, hasher: RandomState::new() }
+    ) -> std::io::Result<Self> {
+        let in_place = matches!(db, Db::Sqlite { .. });
+        let mut queues = Vec::new();
+        for _ in 0..writers.max(1) {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            let task = write_loop(db.clone(), publisher.clone(), order.clone(), rx);
+            if in_place {
+                let thread = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                std::thread::Builder::new().name("missive-writer".into()).spawn(move || {
+                    crate::db::run_in_place_on_this_thread();
+                    thread.block_on(task);
+                })?;
+            } else {
+                runtime.spawn(task);
+            }
+            queues.push(tx);
+        }
+        Ok(Self { queues, hasher: RandomState::new() })
     }
 
     /// Commits `message` (with others queued at the same time) and publishes it if it

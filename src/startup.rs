@@ -46,7 +46,7 @@ impl Application {
         let writers = if matches!(db, Db::Sqlite { .. }) { 1 } else { (settings.db_pool_size / 2).clamp(1, 2) };
         let order = Arc::new(ChatOrder::default());
         let poster =
-            Poster::start(db.clone(), publisher.clone(), order.clone(), writers, &tokio::runtime::Handle::current());
+            Poster::start(db.clone(), publisher.clone(), order.clone(), writers, &tokio::runtime::Handle::current())?;
         let state = web::Data::new(AppState {
             db,
             poster,

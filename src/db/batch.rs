@@ -1,7 +1,8 @@
-//! The group-commit write. A batch of sends costs a fixed number of statements, not six
-//! per send: three lookups (members of the batch's chats, earlier uses of its
-//! `clientMessageId`s, the messages it replies to), then one `last_seq` bump per chat,
-//! the inserts and one read-marker update per sender. What each send gets is
+//! The group-commit write. A batch of sends costs a fixed number of statements (plus,
+//! on SQLite, one cached insert per row), not six per send: three lookups (members of
+//! the batch's chats, earlier uses of its `clientMessageId`s, the messages it replies
+//! to), then one statement bumping each chat's `last_seq`, the insert, and one statement
+//! moving each sender's read marker. What each send gets is
 //! decided in memory between the lookups and the writes (`Decided`), the same code for
 //! both backends: SQLite runs fixed-text statements back to back in one blocking call;
 //! PostgreSQL folds the bumps and the markers into one statement each over arrays and
@@ -39,7 +40,8 @@ impl<'a> Keys<'a> {
 struct Lookups {
     /// (chat, user, last_read_seq) of every member of the batch's chats.
     members: Vec<(String, String, i64)>,
-    /// Messages of the batch's chats carrying one of its `clientMessageId`s.
+    /// Earlier messages with one of the batch's (chat, sender, `clientMessageId`); a
+    /// lookup may return more (PostgreSQL matches chat and id only), never fewer.
     earlier: Vec<MessageRow>,
     /// (id, chat) of the messages the batch replies to.
     replied: Vec<(String, String)>,
@@ -278,6 +280,7 @@ pub mod sqlite {
     impl QueryFragment<Sqlite> for Fixed {
         fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
             let (head, tail) = self.sql.split_once('?').expect("one parameter");
+            debug_assert!(!tail.contains('?'), "one parameter only: {}", self.sql);
             out.push_sql(head);
             out.push_bind_param::<Text, _>(&self.json)?;
             out.push_sql(tail);
@@ -290,10 +293,12 @@ pub mod sqlite {
     pub fn write(c: &mut SqliteConnection, batch: &[NewMessage]) -> QueryResult<Vec<PostOutcome>> {
         c.immediate_transaction(|c| {
             let chats: Vec<&str> = batch.iter().map(|m| m.chat_id.as_str()).collect();
-            let cids: Vec<(&str, &str, &str)> = batch
+            let mut cids: Vec<(&str, &str, &str)> = batch
                 .iter()
                 .filter_map(|m| Some((m.chat_id.as_str(), m.sender.as_str(), m.client_message_id.as_deref()?)))
                 .collect();
+            cids.sort_unstable();
+            cids.dedup();
             let replies: Vec<&str> = batch.iter().filter_map(|m| m.reply_to.as_deref()).collect();
             let members = Fixed::new(MEMBERS, &chats).load::<Member>(c)?;
             let lookups = Lookups {
@@ -395,6 +400,7 @@ pub mod pg {
             out.push_sql(parts.next().expect("three parameters"));
             out.push_bind_param::<Array<S3>, _>(&self.c)?;
             out.push_sql(parts.next().expect("three parameters"));
+            debug_assert!(parts.next().is_none(), "three parameters only: {}", self.sql);
             Ok(())
         }
     }

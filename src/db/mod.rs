@@ -4,6 +4,7 @@
 //! connection. Handlers own transactions; this module never publishes events.
 
 mod batch;
+mod blocking;
 mod chats;
 mod edits;
 mod members;
@@ -13,6 +14,7 @@ pub mod models;
 pub mod pool;
 pub mod schema;
 
+pub use blocking::run_in_place_on_this_thread;
 pub use chats::ChatPage;
 pub use edits::{Change, ChangeOutcome};
 pub use members::{ReadOutcome, ReadState, ReadUpTo, RemoveOutcome};

@@ -11,7 +11,7 @@ use tokio::runtime::Handle;
 
 use super::DbError;
 
-pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection, super::blocking::Blocking>;
 pub type PgConn = AsyncPgConnection;
 
 /// A handle on the database, cheap to clone.
