@@ -84,7 +84,7 @@ async fn write_loop(db: Db, publisher: Publisher, order: Arc<ChatOrder>, mut que
         // none of their events can land between a message's commit and its push.
         let _order = order.lock_all(batch.iter().map(|m| &m.chat_id)).await;
         metrics::histogram!("missive_post_batch_size").record(batch.len() as f64);
-        let written = db.post_messages(&batch).await;
+        let written = db.post_messages(batch).await;
         metrics::histogram!("missive_post_commit_seconds").record(started.elapsed().as_secs_f64());
         match written {
             Ok(outcomes) => {

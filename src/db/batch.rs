@@ -13,29 +13,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use super::messages::{NewMessage, PostOutcome};
 use super::models::MessageRow;
 
-/// The keys the lookups need, gathered from the batch.
-struct Keys<'a> {
-    chats: Vec<&'a str>,
-    cids: Vec<&'a str>,
-    replies: Vec<&'a str>,
-}
-
-impl<'a> Keys<'a> {
-    fn of(batch: &'a [NewMessage]) -> Self {
-        fn distinct<'a>(it: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
-            let mut v: Vec<&str> = it.collect();
-            v.sort_unstable();
-            v.dedup();
-            v
-        }
-        Self {
-            chats: distinct(batch.iter().map(|m| m.chat_id.as_str())),
-            cids: distinct(batch.iter().filter_map(|m| m.client_message_id.as_deref())),
-            replies: distinct(batch.iter().filter_map(|m| m.reply_to.as_deref())),
-        }
-    }
-}
-
 /// What the database said before any write.
 struct Lookups {
     /// (chat, user, last_read_seq) of every member of the batch's chats.
@@ -178,30 +155,6 @@ impl Decided {
     }
 }
 
-/// The three lookups, written once for both backends.
-macro_rules! lookup_members {
-    ($keys:expr) => {
-        chat_members::table.filter(chat_members::chat_id.eq_any(&$keys.chats)).select((
-            chat_members::chat_id,
-            chat_members::user_id,
-            chat_members::last_read_seq,
-        ))
-    };
-}
-macro_rules! lookup_earlier {
-    ($keys:expr) => {
-        messages::table
-            .filter(messages::chat_id.eq_any(&$keys.chats))
-            .filter(messages::client_message_id.eq_any(&$keys.cids))
-            .select(MessageRow::as_select())
-    };
-}
-macro_rules! lookup_replied {
-    ($keys:expr) => {
-        messages::table.filter(messages::id.eq_any(&$keys.replies)).select((messages::id, messages::chat_id))
-    };
-}
-
 /// A chat's `last_seq` after the bump.
 #[derive(diesel::QueryableByName)]
 struct Bumped {
@@ -341,7 +294,7 @@ pub mod pg {
     use std::collections::HashMap;
     use std::marker::PhantomData;
 
-    use super::{Bumped, Decided, Keys, Lookups, MessageRow, NewMessage, PostOutcome};
+    use super::{Bumped, Decided, Lookups, MessageRow, NewMessage, PostOutcome};
     use crate::db::PgConn;
     use crate::db::schema::{chat_members, messages};
 
@@ -351,6 +304,29 @@ pub mod pg {
     const MARK: &str = "UPDATE chat_members SET last_read_seq = v.seq \
         FROM unnest(?::text[], ?::text[], ?::int8[]) AS v(chat_id, user_id, seq) \
         WHERE chat_members.chat_id = v.chat_id AND chat_members.user_id = v.user_id";
+
+    /// The keys the lookups need, gathered from the batch (distinct, for `= ANY`).
+    struct Keys<'a> {
+        chats: Vec<&'a str>,
+        cids: Vec<&'a str>,
+        replies: Vec<&'a str>,
+    }
+
+    impl<'a> Keys<'a> {
+        fn of(batch: &'a [NewMessage]) -> Self {
+            fn distinct<'a>(it: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+                let mut v: Vec<&str> = it.collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            }
+            Self {
+                chats: distinct(batch.iter().map(|m| m.chat_id.as_str())),
+                cids: distinct(batch.iter().filter_map(|m| m.client_message_id.as_deref())),
+                replies: distinct(batch.iter().filter_map(|m| m.reply_to.as_deref())),
+            }
+        }
+    }
 
     /// `sql` with its three `?` bound to three arrays of SQL types `S1`..`S3`. diesel
     /// never caches a `sql_query`, so each batch paid a Parse/Describe round trip and a
@@ -409,14 +385,21 @@ pub mod pg {
         c.transaction::<_, diesel::result::Error, _>(async |c| {
             let c: &PgConn = c;
             let keys = Keys::of(batch);
+            let members = chat_members::table.filter(chat_members::chat_id.eq_any(&keys.chats)).select((
+                chat_members::chat_id,
+                chat_members::user_id,
+                chat_members::last_read_seq,
+            ));
+            let earlier = messages::table
+                .filter(messages::chat_id.eq_any(&keys.chats))
+                .filter(messages::client_message_id.eq_any(&keys.cids))
+                .select(MessageRow::as_select());
+            let replied =
+                messages::table.filter(messages::id.eq_any(&keys.replies)).select((messages::id, messages::chat_id));
             let (members, earlier, replied) = try_join!(
-                lookup_members!(keys).load::<(String, String, i64)>(&mut &*c),
-                async {
-                    if keys.cids.is_empty() { Ok(Vec::new()) } else { lookup_earlier!(keys).load(&mut &*c).await }
-                },
-                async {
-                    if keys.replies.is_empty() { Ok(Vec::new()) } else { lookup_replied!(keys).load(&mut &*c).await }
-                },
+                members.load::<(String, String, i64)>(&mut &*c),
+                async { if keys.cids.is_empty() { Ok(Vec::new()) } else { earlier.load(&mut &*c).await } },
+                async { if keys.replies.is_empty() { Ok(Vec::new()) } else { replied.load(&mut &*c).await } },
             )?;
             let decided = Decided::new(batch, Lookups { members, earlier, replied });
             let mut last_seqs = HashMap::new();

@@ -53,16 +53,15 @@ impl Db {
     /// in the same transaction as its insert, so `seq` has no gap and no duplicate.
     /// Checks see the batch's own earlier inserts (same transaction). A database error
     /// fails the whole batch: nothing is committed.
-    pub async fn post_messages(&self, batch: &[NewMessage]) -> Result<Vec<PostOutcome>, DbError> {
+    pub async fn post_messages(&self, batch: Vec<NewMessage>) -> Result<Vec<PostOutcome>, DbError> {
         match self {
             Db::Postgres(pool) => {
                 let mut conn = super::pool::checkout(pool).await?;
-                Ok(super::batch::pg::write(&mut conn, batch).await?)
+                Ok(super::batch::pg::write(&mut conn, &batch).await?)
             }
             Db::Sqlite { writer, .. } => {
                 let mut conn = super::pool::checkout(writer).await?;
-                let owned = batch.to_vec();
-                Ok(conn.spawn_blocking(move |c| super::batch::sqlite::write(c, &owned)).await?)
+                Ok(conn.spawn_blocking(move |c| super::batch::sqlite::write(c, &batch)).await?)
             }
         }
     }
