@@ -27,6 +27,9 @@ pub struct Settings {
     pub jwt_audience: Option<String>,
     /// Comma-separated exact `Origin` values allowed to open a WebSocket.
     pub allowed_origins: Option<String>,
+    /// Serves `/metrics` on this address instead of `bind` (where it then answers 404):
+    /// a port the scraper reaches and the public does not.
+    pub metrics_bind: Option<String>,
     /// Multi-node broker (not used by a single node yet).
     pub redis_url: Option<String>,
     /// `text` (default) or `json`.
@@ -41,6 +44,8 @@ pub struct Settings {
     pub outbox_capacity: usize,
     /// Most missed messages one `join-chat` replays; past it the client pages over REST.
     pub replay_limit: usize,
+    /// Most bytes of frames one `join-chat` replays; past it the client pages over REST.
+    pub replay_max_bytes: usize,
     /// Largest WebSocket frame accepted from a client (close 1009 above it).
     pub max_frame_bytes: usize,
     /// Largest REST body accepted (413 above it).
@@ -50,6 +55,18 @@ pub struct Settings {
     /// Messages a user may post per second, sustained, and back to back (429 beyond).
     pub post_rate_per_sec: u32,
     pub post_rate_burst: u32,
+    /// Typing calls per user per second, sustained, and back to back (429 beyond).
+    pub typing_rate_per_sec: u32,
+    pub typing_rate_burst: u32,
+    /// Read-marker moves per user.
+    pub read_rate_per_sec: u32,
+    pub read_rate_burst: u32,
+    /// Edits and deletes per user.
+    pub edit_rate_per_sec: u32,
+    pub edit_rate_burst: u32,
+    /// Chat creations and participant changes per user.
+    pub membership_rate_per_sec: u32,
+    pub membership_rate_burst: u32,
     /// Frames a connection may send per second, sustained, and back to back. Beyond it
     /// each frame gets a `rate_limited` error; `ws_abuse_limit` more close it with 4008.
     pub ws_rate_per_sec: u32,
@@ -75,6 +92,7 @@ impl Default for Settings {
             jwt_issuer: None,
             jwt_audience: None,
             allowed_origins: None,
+            metrics_bind: None,
             redis_url: None,
             log_format: "text".into(),
             workers: None,
@@ -82,11 +100,20 @@ impl Default for Settings {
             typing_timeout_ms: 6_000,
             outbox_capacity: 1024,
             replay_limit: 1000,
+            replay_max_bytes: 2 * 1024 * 1024,
             max_frame_bytes: 64 * 1024,
             max_body_bytes: 256 * 1024,
             max_message_chars: 10_000,
             post_rate_per_sec: 20,
             post_rate_burst: 50,
+            typing_rate_per_sec: 5,
+            typing_rate_burst: 20,
+            read_rate_per_sec: 20,
+            read_rate_burst: 50,
+            edit_rate_per_sec: 10,
+            edit_rate_burst: 30,
+            membership_rate_per_sec: 5,
+            membership_rate_burst: 30,
             ws_rate_per_sec: 20,
             ws_rate_burst: 50,
             ws_abuse_limit: 20,

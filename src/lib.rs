@@ -15,6 +15,7 @@ pub mod domain;
 pub mod error;
 pub mod limits;
 pub mod posting;
+pub mod private_fs;
 pub mod realtime;
 pub mod routes;
 pub mod startup;

@@ -1,5 +1,7 @@
-//! Per-user rate limits on posting (GCRA, via `governor`). A limited request gets 429
-//! with `Retry-After`; every answer carries `X-RateLimit-Limit`, `-Remaining`, `-Reset`.
+//! Per-user rate limits on every write a client can repeat (GCRA, via `governor`): posting,
+//! typing, read markers, edits and deletes, chat creation and participant changes. A
+//! limited request gets 429 with `Retry-After`; every answer carries `X-RateLimit-Limit`,
+//! `-Remaining`, `-Reset`.
 
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
@@ -8,6 +10,7 @@ use governor::{Quota, RateLimiter};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use crate::config::Settings;
 use crate::domain::UserId;
 
 type Keyed = RateLimiter<UserId, DashMapStateStore<UserId>, DefaultClock, StateInformationMiddleware>;
@@ -58,6 +61,37 @@ impl UserLimiter {
     pub fn prune(&self) {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
+    }
+}
+
+/// One limiter per kind of write, so a burst of typing calls never costs a user the
+/// right to post.
+pub struct Limits {
+    pub post: UserLimiter,
+    pub typing: UserLimiter,
+    pub read: UserLimiter,
+    /// Edits and deletes.
+    pub edit: UserLimiter,
+    /// Chat creation, adding and removing participants.
+    pub membership: UserLimiter,
+}
+
+impl Limits {
+    pub fn new(s: &Settings) -> Self {
+        Self {
+            post: UserLimiter::new(s.post_rate_per_sec, s.post_rate_burst),
+            typing: UserLimiter::new(s.typing_rate_per_sec, s.typing_rate_burst),
+            read: UserLimiter::new(s.read_rate_per_sec, s.read_rate_burst),
+            edit: UserLimiter::new(s.edit_rate_per_sec, s.edit_rate_burst),
+            membership: UserLimiter::new(s.membership_rate_per_sec, s.membership_rate_burst),
+        }
+    }
+
+    /// Forgets idle users in every limiter (called periodically).
+    pub fn prune(&self) {
+        for limiter in [&self.post, &self.typing, &self.read, &self.edit, &self.membership] {
+            limiter.prune();
+        }
     }
 }
 

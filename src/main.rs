@@ -96,6 +96,9 @@ async fn serve(settings: Settings) -> Result<(), String> {
         "missive {} listening on http://{addr} (WebSocket at ws://{addr}/messaging)",
         env!("CARGO_PKG_VERSION")
     );
+    if let Some(metrics) = app.metrics_addr() {
+        tracing::info!("metrics on http://{metrics}/metrics");
+    }
     app.run_until_stopped(shutdown_signal()).await.map_err(|e| e.to_string())?;
     tracing::info!("stopped");
     Ok(())
@@ -106,9 +109,7 @@ async fn migrate(settings: Settings) -> Result<(), String> {
     let (url, postgres) = match settings.database() {
         missive::config::DatabaseKind::Postgres(url) => (url, true),
         missive::config::DatabaseKind::Sqlite(path) => {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-            }
+            missive::private_fs::prepare_sqlite_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             (path.to_string_lossy().into_owned(), false)
         }
     };

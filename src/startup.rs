@@ -1,6 +1,6 @@
 //! Building and running the application. Tests start this very code on port 0.
 
-use actix_web::dev::{Server, Service};
+use actix_web::dev::{Server, ServerHandle, Service};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
 use std::future::Future;
@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Auth;
 use crate::config::{DatabaseKind, Settings};
 use crate::db::{self, Db};
-use crate::limits::UserLimiter;
+use crate::limits::Limits;
 use crate::posting::Poster;
 use crate::realtime::{ChatOrder, Hub, Publisher, Typing};
 use crate::routes;
@@ -26,6 +26,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 pub struct Application {
     addr: std::net::SocketAddr,
     server: Server,
+    /// The operations listener (`metrics_bind`), when configured: already serving.
+    operations: Option<(std::net::SocketAddr, ServerHandle)>,
     state: web::Data<AppState>,
 }
 
@@ -35,6 +37,10 @@ impl Application {
         let settings = Arc::new(settings);
         crate::telemetry::metrics();
         let auth = Arc::new(Auth::from_settings(&settings)?);
+        let listener =
+            TcpListener::bind(&settings.bind).map_err(|e| format!("cannot listen on {}: {e}", settings.bind))?;
+        let addr = listener.local_addr()?;
+        refuse_public_dev_auth(&auth, addr)?;
         let db = open_database(&settings).await?;
         let hub = Arc::new(Hub::new());
         let publisher = Publisher::new(hub.clone());
@@ -54,14 +60,11 @@ impl Application {
             hub,
             order,
             typing,
-            post_limiter: UserLimiter::new(settings.post_rate_per_sec, settings.post_rate_burst),
+            limits: Limits::new(&settings),
             auth,
             settings: settings.clone(),
             shutdown: CancellationToken::new(),
         });
-        let listener =
-            TcpListener::bind(&settings.bind).map_err(|e| format!("cannot listen on {}: {e}", settings.bind))?;
-        let addr = listener.local_addr()?;
         let app_state = state.clone();
         let max_body = settings.max_body_bytes;
         let mut server = HttpServer::new(move || {
@@ -75,7 +78,7 @@ impl Application {
                     let call = srv.call(req);
                     async move {
                         let res = call.await?;
-                        let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+                        let route = crate::telemetry::route_label(res.request().match_pattern());
                         let status = res.status().as_u16();
                         let seconds = started.elapsed().as_secs_f64();
                         // The path only: query strings may carry a token.
@@ -87,7 +90,12 @@ impl Application {
                             status,
                             duration_ms = seconds * 1000.0,
                         );
-                        let labels = [("route", route), ("method", method.to_string()), ("status", status.to_string())];
+                        // Every label from a closed set (see `telemetry::method_label`).
+                        let labels = [
+                            ("route", route),
+                            ("method", crate::telemetry::method_label(&method).to_owned()),
+                            ("status", status.to_string()),
+                        ];
                         metrics::counter!("missive_http_requests_total", &labels).increment(1);
                         metrics::histogram!("missive_http_request_duration_seconds", &labels).record(seconds);
                         Ok(res)
@@ -101,7 +109,21 @@ impl Application {
         if let Some(workers) = settings.workers {
             server = server.workers(workers.max(1));
         }
-        Ok(Self { addr, server: server.run(), state })
+        spawn_pruning(state.clone());
+        let operations = settings.metrics_bind.as_deref().map(operations_server).transpose()?;
+        if operations.is_none() && !addr.ip().to_canonical().is_loopback() {
+            tracing::warn!(
+                %addr,
+                "/metrics is served on a non-loopback address: set MISSIVE_METRICS_BIND to move it to a private \
+                 listener, or block it at your proxy"
+            );
+        }
+        Ok(Self { addr, server: server.run(), operations, state })
+    }
+
+    /// Where `/metrics` is served when `metrics_bind` is set.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.operations.as_ref().map(|(addr, _)| *addr)
     }
 
     pub fn port(&self) -> u16 {
@@ -132,6 +154,9 @@ impl Application {
             result = &mut server => return result,
             () = stop => {}
         }
+        if let Some((_, operations)) = &self.operations {
+            operations.stop(true).await;
+        }
         tracing::info!("shutting down: closing WebSockets with 1001");
         self.state.shutdown.cancel();
         let deadline = Instant::now() + CLOSE_GRACE;
@@ -144,13 +169,58 @@ impl Application {
     }
 }
 
+/// Rate-limit state is kept per user; users whose allowance is full again are forgotten
+/// every minute, so memory follows active users only.
+fn spawn_pruning(state: web::Data<AppState>) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = state.shutdown.cancelled() => return,
+                _ = ticks.tick() => state.limits.prune(),
+            }
+        }
+    });
+}
+
+/// A small listener for `/metrics` alone (one worker: a scrape is a few per minute),
+/// running from now on; stopped by `run_until_stopped`.
+fn operations_server(bind: &str) -> Result<(std::net::SocketAddr, ServerHandle), StartupError> {
+    let listener = TcpListener::bind(bind).map_err(|e| format!("cannot listen on {bind} (metrics): {e}"))?;
+    let addr = listener.local_addr()?;
+    let server = HttpServer::new(|| App::new().configure(routes::configure_operations))
+        .listen(listener)?
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .run();
+    let handle = server.handle();
+    // A server handles its stop command only while polled: it runs as a task of its own.
+    tokio::spawn(server);
+    Ok((addr, handle))
+}
+
+/// Dev auth signs tokens with a secret nobody configured and `POST /dev/token` trusts
+/// loopback callers: fine on a developer's machine, never on an address others reach.
+/// Refusing to start is the safe choice (a warning scrolls away in a container's logs).
+fn refuse_public_dev_auth(auth: &Auth, addr: std::net::SocketAddr) -> Result<(), StartupError> {
+    if auth.is_dev() && !addr.ip().to_canonical().is_loopback() {
+        return Err(format!(
+            "refusing to serve dev auth on {addr}: anyone who can reach that address would talk to a server whose \
+             tokens are signed by a generated secret. Set MISSIVE_JWT_SECRET or MISSIVE_JWT_PUBLIC_KEY, or bind a \
+             loopback address (127.0.0.1)"
+        )
+        .into());
+    }
+    Ok(())
+}
+
 async fn open_database(settings: &Settings) -> Result<Db, StartupError> {
     let (url, postgres) = match settings.database() {
         DatabaseKind::Postgres(url) => (url, true),
         DatabaseKind::Sqlite(path) => {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            }
+            crate::private_fs::prepare_sqlite_file(&path)
+                .map_err(|e| format!("cannot prepare {}: {e}", path.display()))?;
             (path.to_string_lossy().into_owned(), false)
         }
     };

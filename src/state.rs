@@ -4,7 +4,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Auth;
 use crate::config::Settings;
 use crate::db::Db;
-use crate::limits::UserLimiter;
+use crate::limits::Limits;
 use crate::posting::Poster;
 use crate::realtime::{ChatOrder, Hub, Publisher, Typing};
 
@@ -18,8 +18,8 @@ pub struct AppState {
     pub order: Arc<ChatOrder>,
     pub typing: Arc<Typing>,
     pub auth: Arc<Auth>,
-    /// Posting rate per user.
-    pub post_limiter: UserLimiter,
+    /// Per-user rates of each kind of write.
+    pub limits: Limits,
     pub settings: Arc<Settings>,
     /// Cancelled on SIGTERM / Ctrl-C: every socket closes with 1001.
     pub shutdown: CancellationToken,

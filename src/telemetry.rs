@@ -63,6 +63,31 @@ pub fn metrics() -> &'static PrometheusHandle {
     })
 }
 
+/// The `method` label of the HTTP metrics. Any token is a valid HTTP method, so taking
+/// the request's own would let anyone add series without bound: the standard methods
+/// keep their name and everything else is `OTHER`.
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::HEAD, "HEAD"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::PATCH, "PATCH"),
+        (Method::DELETE, "DELETE"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN.iter().find(|(m, _)| m == method).map_or("OTHER", |(_, name)| name)
+}
+
+/// The `route` label: the pattern the request matched (from the URL table, a closed
+/// set), or `unmatched` (never the path, which the client chooses).
+pub fn route_label(pattern: Option<String>) -> String {
+    pattern.unwrap_or_else(|| "unmatched".to_owned())
+}
+
 pub fn init(format: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
@@ -72,4 +97,20 @@ pub fn init(format: &str) {
     } else {
         builder.try_init()
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::Method;
+
+    #[test]
+    fn only_standard_methods_name_their_series() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        for made_up in ["FOO", "get", "X-1", "BREW"] {
+            assert_eq!(method_label(&Method::from_bytes(made_up.as_bytes()).unwrap()), "OTHER", "{made_up}");
+        }
+        assert_eq!(route_label(None), "unmatched");
+    }
 }

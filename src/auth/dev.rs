@@ -11,7 +11,7 @@ pub const SECRET_FILE: &str = "dev-jwt-secret";
 
 pub fn load_or_create(path: &Path) -> io::Result<String> {
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
+        crate::private_fs::create_private_dir(dir)?;
     }
     match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
         Ok(mut file) => {
@@ -55,6 +55,7 @@ mod tests {
         let path = dir.path().join("sub").join(SECRET_FILE);
         let first = load_or_create(&path).unwrap();
         assert_eq!(first.len(), 64);
+        assert_eq!(fs::metadata(dir.path().join("sub")).unwrap().permissions().mode() & 0o777, 0o700);
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(load_or_create(&path).unwrap(), first);
     }

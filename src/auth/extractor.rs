@@ -11,23 +11,34 @@ pub struct AuthUser {
     pub id: UserId,
 }
 
+/// Where a request's token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    Bearer,
+    /// The `sAccessToken` cookie: a browser attaches it to requests other sites make,
+    /// so a cookie alone does not show that the caller's own page asked.
+    Cookie,
+    Query,
+}
+
 /// The bearer token of a request: `Authorization: Bearer …`, then the `sAccessToken`
 /// cookie, then (only where `allow_query`, i.e. the WebSocket upgrade) `?token=`.
-pub fn token_from_request(req: &HttpRequest, allow_query: bool) -> Option<String> {
+pub fn token_from_request(req: &HttpRequest, allow_query: bool) -> Option<(String, TokenSource)> {
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(|t| t.trim().to_owned());
+        .map(|t| (t.trim().to_owned(), TokenSource::Bearer));
     bearer
-        .or_else(|| req.cookie("sAccessToken").map(|c| c.value().to_owned()))
+        .or_else(|| req.cookie("sAccessToken").map(|c| (c.value().to_owned(), TokenSource::Cookie)))
         .or_else(|| {
             allow_query
                 .then(|| web::Query::<TokenQuery>::from_query(req.query_string()).ok()?.into_inner().token)
                 .flatten()
+                .map(|t| (t, TokenSource::Query))
         })
-        .filter(|t| !t.is_empty())
+        .filter(|(t, _)| !t.is_empty())
 }
 
 #[derive(serde::Deserialize)]
@@ -48,7 +59,7 @@ fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal("AppState missing from app data".into()))?;
-    let token = token_from_request(req, false).ok_or_else(|| {
+    let (token, _) = token_from_request(req, false).ok_or_else(|| {
         ApiError::Unauthorized("missing bearer token (Authorization header or sAccessToken cookie)".into())
     })?;
     let verified = state.auth.verify(&token).map_err(ApiError::Unauthorized)?;

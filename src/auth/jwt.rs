@@ -1,4 +1,4 @@
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,8 +7,13 @@ use super::dev;
 use crate::config::Settings;
 use crate::domain::UserId;
 
-/// Clock skew tolerated on `exp`, in seconds.
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
 const LEEWAY_SECS: u64 = 5;
+
+/// The latest `exp` kept: 9999-12-31T23:59:59Z, the last second RFC 3339 can write. A
+/// token may name any `exp`; a later one lives as long as this, and every time derived
+/// from it (the socket's expiry, `expiresAt`) stays representable.
+pub const MAX_EXPIRES_AT: u64 = 253_402_300_799;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthSetupError {
@@ -94,6 +99,7 @@ impl Auth {
         };
         let mut validation = Validation::new(alg);
         validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
         // A configured issuer or audience must be present, not just right when present.
         let mut required = vec!["exp"];
         match &s.jwt_issuer {
@@ -122,18 +128,25 @@ impl Auth {
         })
     }
 
-    /// Checks signature, algorithm, `exp` and the configured `iss` / `aud`; the user is
-    /// `sub`, or `userId` when `sub` is absent.
+    /// Checks the header (no `crit`), signature, algorithm, `exp`, `nbf` and the
+    /// configured `iss` / `aud`; the user is `sub`, or `userId` when `sub` is absent. The
+    /// error is a fixed sentence for the client: the library's own text stays in the logs.
     pub fn verify(&self, token: &str) -> Result<Verified, String> {
-        let data =
-            decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| format!("invalid token: {e}"))?;
+        let header = decode_header(token).map_err(|e| rejected(&e))?;
+        // RFC 7515 §4.1.11: a recipient that does not understand every listed extension
+        // must refuse the token, and we understand none.
+        if header.crit.is_some() {
+            return Err("invalid token: critical header extensions (crit) are not supported".to_owned());
+        }
+        let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| rejected(&e))?;
         let raw = data
             .claims
             .sub
             .or(data.claims.user_id)
             .ok_or_else(|| "invalid token: no sub or userId claim".to_owned())?;
-        let user = UserId::parse(&raw).map_err(|e| format!("invalid token subject: {e}"))?;
-        Ok(Verified { user, expires_at: data.claims.exp })
+        let user = UserId::parse(&raw)
+            .map_err(|_| "invalid token: the subject is not 1-128 characters of [A-Za-z0-9._@:-]".to_owned())?;
+        Ok(Verified { user, expires_at: data.claims.exp.min(MAX_EXPIRES_AT) })
     }
 
     /// Signs a token for `user`, valid for `ttl`. Only with a shared secret.
@@ -143,7 +156,7 @@ impl Auth {
         let claims = MintClaims {
             sub: user.as_str(),
             iat: now,
-            exp: now + ttl.as_secs(),
+            exp: now.saturating_add(ttl.as_secs()).min(MAX_EXPIRES_AT),
             iss: self.issuer.as_deref(),
             aud: self.audience.as_deref(),
         };
@@ -156,6 +169,25 @@ impl Auth {
 
     pub fn is_dev(&self) -> bool {
         self.dev
+    }
+}
+
+/// What a client is told about a refused token.
+fn rejected(e: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    tracing::debug!(error = %e, "token refused");
+    match e.kind() {
+        ErrorKind::ExpiredSignature => "invalid token: expired".into(),
+        ErrorKind::ImmatureSignature => "invalid token: not valid yet (nbf)".into(),
+        ErrorKind::InvalidSignature => "invalid token: bad signature".into(),
+        ErrorKind::InvalidAlgorithm => "invalid token: algorithm not accepted".into(),
+        ErrorKind::InvalidIssuer => "invalid token: issuer not accepted".into(),
+        ErrorKind::InvalidAudience => "invalid token: audience not accepted".into(),
+        // The name is one of ours (`exp`, `iss`, `aud`), never the client's text.
+        ErrorKind::MissingRequiredClaim(claim) if ["exp", "iss", "aud"].contains(&claim.as_str()) => {
+            format!("invalid token: no {claim} claim")
+        }
+        _ => "invalid token: malformed".into(),
     }
 }
 

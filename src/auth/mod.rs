@@ -5,5 +5,5 @@ mod dev;
 mod extractor;
 mod jwt;
 
-pub use extractor::{AuthUser, token_from_request};
+pub use extractor::{AuthUser, TokenSource, token_from_request};
 pub use jwt::{Auth, AuthSetupError, Verified};

@@ -31,6 +31,15 @@ pub enum ReadOutcome {
     UnknownMessage,
 }
 
+pub enum AddOutcome {
+    /// The users actually added (those not already in the chat).
+    Added(Vec<UserId>),
+    /// The caller is not a participant.
+    NotMember,
+    /// The chat would exceed `max` participants; nothing was added.
+    TooMany { max: usize },
+}
+
 pub enum RemoveOutcome {
     Removed,
     NotMember,
@@ -96,29 +105,42 @@ impl Db {
         })
     }
 
-    /// Adds the users not yet in the chat; returns those actually added. Newcomers start
-    /// with everything already sent marked read. `None` when `by` is not a participant.
+    /// Adds the users not yet in the chat, unless the chat would then have more than
+    /// `max` participants. Newcomers start with everything already sent marked read.
     pub async fn add_members(
         &self,
         by: &UserId,
         chat: &ChatId,
         users: &[UserId],
+        max: usize,
         now: Millis,
-    ) -> Result<Option<Vec<UserId>>, DbError> {
+    ) -> Result<AddOutcome, DbError> {
         with_conn!(self, true, |conn| {
             conn.transaction::<_, DbError, _>(async |c| {
+                // Locks the chat row first (PostgreSQL; SQLite has one writer anyway), so
+                // two concurrent adds cannot both pass the cap on the same count.
+                let exists = diesel::update(chats::table.find(chat.as_str()))
+                    .set(chats::updated_at.eq(chats::updated_at))
+                    .execute(c)
+                    .await?;
+                if exists == 0 {
+                    return Ok(AddOutcome::NotMember);
+                }
                 let members: Vec<(String, i64)> = chat_members::table
                     .filter(chat_members::chat_id.eq(chat.as_str()))
                     .select((chat_members::user_id, chat_members::position))
                     .load(c)
                     .await?;
                 if !members.iter().any(|(m, _)| m == by.as_str()) {
-                    return Ok(None);
+                    return Ok(AddOutcome::NotMember);
+                }
+                let current: std::collections::HashSet<&str> = members.iter().map(|(m, _)| m.as_str()).collect();
+                let added: Vec<UserId> = users.iter().filter(|u| !current.contains(u.as_str())).cloned().collect();
+                if members.len() + added.len() > max {
+                    return Ok(AddOutcome::TooMany { max });
                 }
                 let next_position = members.iter().map(|(_, p)| p + 1).max().unwrap_or(0);
                 let last_seq: i64 = chats::table.find(chat.as_str()).select(chats::last_seq).first(c).await?;
-                let added: Vec<UserId> =
-                    users.iter().filter(|u| !members.iter().any(|(m, _)| m == u.as_str())).cloned().collect();
                 for (user, position) in added.iter().zip(next_position..) {
                     let row = MemberRow {
                         chat_id: chat.to_string(),
@@ -132,7 +154,7 @@ impl Db {
                 if !added.is_empty() {
                     diesel::update(chats::table.find(chat.as_str())).set(chats::updated_at.eq(now)).execute(c).await?;
                 }
-                Ok(Some(added))
+                Ok(AddOutcome::Added(added))
             })
             .await
         })

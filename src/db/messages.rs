@@ -104,31 +104,3 @@ impl Db {
         })
     }
 }
-
-impl Db {
-    /// For a joining connection: the chat's last `seq` and, with `since`, up to
-    /// `limit + 1` messages after it (one more than asked, to tell if there are more).
-    /// `None` when `user` is not a participant. The last `seq` is read first, so the
-    /// messages read afterwards reach at least that far.
-    pub async fn replay(
-        &self,
-        user: &UserId,
-        chat: &ChatId,
-        since: Option<i64>,
-        limit: i64,
-    ) -> Result<Option<(i64, Vec<MessageRow>)>, DbError> {
-        let Some(last_seq) = self.chat_position(user, chat).await? else { return Ok(None) };
-        let Some(since) = since.filter(|s| *s < last_seq) else { return Ok(Some((last_seq, Vec::new()))) };
-        with_conn!(self, false, |conn| {
-            let rows = messages::table
-                .filter(messages::chat_id.eq(chat.as_str()))
-                .filter(messages::seq.gt(since))
-                .order(messages::seq.asc())
-                .limit(limit + 1)
-                .select(MessageRow::as_select())
-                .load(conn)
-                .await?;
-            Ok(Some((last_seq, rows)))
-        })
-    }
-}

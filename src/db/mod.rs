@@ -17,7 +17,7 @@ pub mod schema;
 pub use blocking::run_in_place_on_this_thread;
 pub use chats::ChatPage;
 pub use edits::{Change, ChangeOutcome};
-pub use members::{ReadOutcome, ReadState, ReadUpTo, RemoveOutcome};
+pub use members::{AddOutcome, ReadOutcome, ReadState, ReadUpTo, RemoveOutcome};
 pub use messages::{Cursor, MessagePage, NewMessage, PostOutcome};
 pub use migrate::run_migrations;
 pub use pool::{Db, PgConn, SqliteConn, connect};

@@ -54,18 +54,30 @@ pub struct Participants(Vec<UserId>);
 impl Participants {
     pub const MAX: usize = 1000;
 
+    /// The creator (or the caller adding people) first, then `raw` in order without
+    /// repeats. A list longer than the cap is refused before any work on its items, and
+    /// repeats are found through a set: the cost stays linear in the body's size.
     pub fn parse(creator: &UserId, raw: Vec<String>) -> Result<Self, Invalid> {
+        if raw.len() > Self::MAX {
+            return Err(Self::too_many());
+        }
+        let mut seen = std::collections::HashSet::with_capacity(raw.len() + 1);
+        seen.insert(creator.as_str().to_owned());
         let mut users = vec![creator.clone()];
         for s in raw {
             let id = UserId::parse(&s)?;
-            if !users.contains(&id) {
+            if seen.insert(s) {
                 users.push(id);
             }
         }
         if users.len() > Self::MAX {
-            return Err(Invalid::new(format!("a chat has at most {} participants", Self::MAX)));
+            return Err(Self::too_many());
         }
         Ok(Self(users))
+    }
+
+    fn too_many() -> Invalid {
+        Invalid::new(format!("a chat has at most {} participants", Self::MAX))
     }
     pub fn as_slice(&self) -> &[UserId] {
         &self.0
@@ -101,6 +113,14 @@ mod tests {
         assert_eq!(names, ["alice", "bob"]);
         assert!(Participants::parse(&alice, vec!["not valid".into()]).is_err());
         assert_eq!(Participants::parse(&alice, vec![]).unwrap().as_slice().len(), 1);
+        let most: Vec<String> = (1..Participants::MAX).map(|i| format!("u{i}")).collect();
+        assert_eq!(Participants::parse(&alice, most.clone()).unwrap().as_slice().len(), Participants::MAX);
+        let one_more: Vec<String> = (0..Participants::MAX).map(|i| format!("u{i}")).collect();
+        assert!(Participants::parse(&alice, one_more).is_err(), "the creator makes 1,001");
+        let repeats = vec!["bob".to_owned(); Participants::MAX + 1];
+        assert!(Participants::parse(&alice, repeats).is_err(), "refused by length, before de-duplication");
+        let with_self: Vec<String> = (1..=Participants::MAX).map(|i| if i == 1 { "alice".into() } else { format!("u{i}") }).collect();
+        assert_eq!(Participants::parse(&alice, with_self).unwrap().as_slice().len(), Participants::MAX);
     }
 
     #[test]

@@ -6,6 +6,10 @@ use super::protocol::*;
 use super::session::{Ending, Gatekeeper, Session};
 use crate::domain::{ChatId, now_millis, rfc3339_millis};
 
+/// Messages read and held per replay page: with the largest messages (control
+/// characters escape to six bytes each) a page stays near a megabyte.
+const REPLAY_PAGE: usize = 16;
+
 impl<G: Gatekeeper> Session<G> {
     /// The reply to a command. Only a join can fail to write (its replay frames).
     pub(super) async fn execute(&mut self, command: ClientCommand) -> Result<ServerEvent, Ending> {
@@ -32,17 +36,16 @@ impl<G: Gatekeeper> Session<G> {
                 socket_id: self.socket_id(),
                 chats: self.conn.joined_chats(),
                 listening_all: self.conn.is_listening_all(),
-                total_users: self.hub.online_users(),
-                total_chats: self.hub.active_chats(),
             }),
             ClientCommand::RefreshToken { token } => self.refresh(&token),
             ClientCommand::Ping {} => ServerEvent::Pong(Pong { server_time: rfc3339_millis(now_millis()) }),
         })
     }
 
-    /// Subscribes first, then reads the chat: whatever commits later arrives live, and
-    /// the floor drops live frames the replay (or the reported `lastSeq`) already covers.
-    /// A removal that commits meanwhile is either seen here or evicts the subscription.
+    /// Subscribes first (pending), then checks membership and confirms: whatever
+    /// commits later arrives live, and nothing of the chat is written before the check
+    /// passed (`Outbound::chat`). A removal that commits meanwhile is either seen by the
+    /// check or evicts the subscription, which `confirm` then reports.
     async fn join(&mut self, chat_id: String, since: Option<i64>) -> Result<ServerEvent, Ending> {
         let event = Some("join-chat".to_owned());
         let fail = |code: &'static str, message: &str| {
@@ -52,8 +55,7 @@ impl<G: Gatekeeper> Session<G> {
             return Ok(fail("validation_failed", "lastSeq must be >= 0"));
         }
         let Some(chat) = ChatId::parse(&chat_id) else { return Ok(fail("not_found", "chat not found")) };
-        let newly = self.hub.join(&self.conn, &chat);
-        if !newly {
+        if !self.hub.join(&self.conn, &chat) {
             let last_seq = self.floors.get(&chat_id).copied();
             return Ok(ServerEvent::ChatJoined(ChatJoined {
                 chat_id,
@@ -63,34 +65,66 @@ impl<G: Gatekeeper> Session<G> {
                 resync: false,
             }));
         }
-        let state = match self.gate.join_state(&self.conn.user, &chat, since, self.cfg.replay_limit).await {
-            Ok(Some(state)) => state,
-            Ok(None) => {
-                self.hub.leave(&self.conn, &chat);
-                return Ok(fail("not_found", "chat not found"));
+        let refused = match self.gate.chat_position(&self.conn.user, &chat).await {
+            Ok(Some(last_seq)) if self.hub.confirm(&self.conn, &chat) => {
+                match Box::pin(self.replay(&chat, since, last_seq)).await? {
+                    Some((floor, resync)) => {
+                        self.floors.insert(chat_id.clone(), floor);
+                        let last_seq = Some(floor);
+                        return Ok(ServerEvent::ChatJoined(ChatJoined {
+                            chat_id,
+                            status: "success".into(),
+                            last_seq,
+                            message: None,
+                            resync,
+                        }));
+                    }
+                    None => fail("not_found", "chat not found"),
+                }
             }
+            Ok(_) => fail("not_found", "chat not found"),
             Err(cause) => {
-                self.hub.leave(&self.conn, &chat);
                 tracing::warn!(%cause, "join-chat: database unavailable");
-                return Ok(fail("unavailable", "try again shortly"));
+                fail("unavailable", "try again shortly")
             }
         };
-        let mut floor = since.map_or(state.last_seq, |s| s.min(state.last_seq));
-        for (seq, frame) in state.missed {
-            self.send(frame).await?;
-            floor = floor.max(seq);
+        self.hub.leave(&self.conn, &chat);
+        Ok(refused)
+    }
+
+    /// Writes the messages after `since` in pages, so at most one page is held in memory,
+    /// and stops at the replay limits (messages and bytes). Returns the floor (the highest
+    /// `seq` the client now has) and whether the client must page the rest over REST;
+    /// `None` when the membership ended meanwhile.
+    async fn replay(&mut self, chat: &ChatId, since: Option<i64>, last_seq: i64) -> Result<Option<(i64, bool)>, Ending> {
+        let Some(since) = since else { return Ok(Some((last_seq, false))) };
+        let mut floor = since.min(last_seq);
+        let (mut sent, mut bytes) = (0usize, 0usize);
+        let mut more = floor < last_seq;
+        while more {
+            if sent >= self.cfg.replay_limit || bytes >= self.cfg.replay_max_bytes {
+                return Ok(Some((floor.max(last_seq), true)));
+            }
+            let limit = REPLAY_PAGE.min(self.cfg.replay_limit - sent);
+            let page = match self.gate.replay_page(&self.conn.user, chat, floor, limit).await {
+                Ok(Some(page)) if self.conn.is_member(chat) => page,
+                Ok(_) => return Ok(None),
+                Err(cause) => {
+                    // Resume is an optimisation: the client pages the rest over REST.
+                    tracing::warn!(%cause, "join-chat replay: database unavailable");
+                    return Ok(Some((floor.max(last_seq), true)));
+                }
+            };
+            for (seq, frame) in page.frames {
+                bytes += frame.len();
+                sent += 1;
+                self.send(frame).await?;
+                floor = floor.max(seq);
+            }
+            // Past `last_seq`, messages arrive live (the subscription came first).
+            more = page.more && floor < last_seq;
         }
-        if state.truncated {
-            floor = floor.max(state.last_seq);
-        }
-        self.floors.insert(chat_id.clone(), floor);
-        Ok(ServerEvent::ChatJoined(ChatJoined {
-            chat_id,
-            status: "success".into(),
-            last_seq: Some(floor),
-            message: None,
-            resync: state.truncated,
-        }))
+        Ok(Some((floor.max(last_seq), false)))
     }
 
     fn refresh(&mut self, token: &str) -> ServerEvent {
@@ -102,7 +136,8 @@ impl<G: Gatekeeper> Session<G> {
             Ok((user, _)) if user != self.conn.user => fail("forbidden", "the token belongs to another user".into()),
             Ok((_, exp)) => {
                 self.expires_at = self.expires_at.max(exp);
-                let expires_at = rfc3339_millis((self.expires_at as i64).saturating_mul(1000));
+                let secs = i64::try_from(self.expires_at).unwrap_or(i64::MAX);
+                let expires_at = rfc3339_millis(secs.saturating_mul(1000));
                 ServerEvent::TokenRefreshed(TokenRefreshed { expires_at })
             }
         }

@@ -7,7 +7,7 @@
 
 use bytestring::ByteString;
 use dashmap::DashMap;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
@@ -17,26 +17,49 @@ use crate::domain::{ChatId, UserId};
 
 pub type ConnId = u64;
 
-/// A frame queued for a connection. A `new-message` frame carries its chat and `seq`,
-/// so the session can drop what a replay already delivered.
+/// A frame queued for a connection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outbound {
     pub frame: ByteString,
-    pub position: Option<(ByteString, i64)>,
+    /// The chat a chat-scoped frame belongs to. The session writes such a frame only
+    /// while the connection is a confirmed member of that chat (`ConnHandle::is_member`):
+    /// a subscription taken before the membership check, or one evicted after the frame
+    /// was queued, never lets a frame through.
+    pub chat: Option<ChatId>,
+    /// The `seq` of a `new-message` frame, so the session can drop what a replay already
+    /// delivered.
+    pub seq: Option<i64>,
     /// When it was published, for the push latency histogram.
     pub queued_at: std::time::Instant,
 }
 
+impl Outbound {
+    /// A frame for whoever it is queued to (no chat scope).
+    pub fn unscoped(text: impl Into<ByteString>) -> Self {
+        Self { frame: text.into(), chat: None, seq: None, queued_at: std::time::Instant::now() }
+    }
+}
+
 impl From<&str> for Outbound {
     fn from(text: &str) -> Self {
-        Self { frame: ByteString::from(text.to_owned()), position: None, queued_at: std::time::Instant::now() }
+        Self::unscoped(text.to_owned())
     }
 }
 
 impl From<String> for Outbound {
     fn from(text: String) -> Self {
-        Self { frame: ByteString::from(text), position: None, queued_at: std::time::Instant::now() }
+        Self::unscoped(text)
     }
+}
+
+/// Where a connection stands in a chat it subscribed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Membership {
+    /// Subscribed (so nothing committed from now on is missed) but not yet confirmed a
+    /// participant: its frames are queued and then dropped unless `confirm` follows.
+    Pending,
+    /// The membership check passed after the subscription.
+    Member,
 }
 
 /// Close code for a connection whose outbox overflowed.
@@ -51,8 +74,9 @@ pub struct ConnHandle {
     /// block of a new, idle outbox stays small.
     outbox: mpsc::Sender<Arc<Outbound>>,
     listening_all: AtomicBool,
-    /// Chats this connection joined; mirrors `Hub::chats` for cleanup and debug-status.
-    joined: Mutex<HashSet<ChatId>>,
+    /// Chats this connection subscribed to, and whether the membership check passed;
+    /// mirrors `Hub::chats`. The session asks it before writing each chat-scoped frame.
+    joined: Mutex<HashMap<ChatId, Membership>>,
     kill: CancellationToken,
     close_code: AtomicU16,
 }
@@ -72,12 +96,20 @@ impl ConnHandle {
     pub fn is_listening_all(&self) -> bool {
         self.listening_all.load(Ordering::Relaxed)
     }
+    /// The chats this connection is a confirmed member of, sorted.
     pub fn joined_chats(&self) -> Vec<String> {
-        let mut chats: Vec<_> = self.joined_lock().iter().map(|c| c.to_string()).collect();
+        let joined = self.joined_lock();
+        let mut chats: Vec<_> =
+            joined.iter().filter(|(_, m)| **m == Membership::Member).map(|(c, _)| c.to_string()).collect();
         chats.sort();
         chats
     }
-    fn joined_lock(&self) -> MutexGuard<'_, HashSet<ChatId>> {
+    /// Whether a frame of `chat` may be written to this connection now: it joined, the
+    /// membership check passed, and it was not evicted since.
+    pub fn is_member(&self, chat: &ChatId) -> bool {
+        self.joined_lock().get(chat) == Some(&Membership::Member)
+    }
+    fn joined_lock(&self) -> MutexGuard<'_, HashMap<ChatId, Membership>> {
         // A poisoned set is still a valid set: the panicking holder only inserted or removed.
         self.joined.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -140,7 +172,7 @@ impl Hub {
             user,
             outbox: tx,
             listening_all: AtomicBool::new(false),
-            joined: Mutex::new(HashSet::new()),
+            joined: Mutex::new(HashMap::new()),
             kill: CancellationToken::new(),
             close_code: AtomicU16::new(0),
         });
@@ -161,18 +193,33 @@ impl Hub {
             .is_some()
     }
 
-    /// Subscribes to a chat's events; false when already joined.
+    /// Subscribes to a chat's events, pending the membership check (`confirm`); false
+    /// when already subscribed.
     pub fn join(&self, conn: &Arc<ConnHandle>, chat: &ChatId) -> bool {
-        if !conn.joined_lock().insert(chat.clone()) {
-            return false;
-        }
+        match conn.joined_lock().entry(chat.clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => return false,
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(Membership::Pending),
+        };
         self.chats.entry(chat.clone()).or_default().insert(conn.id, conn.clone());
         true
     }
 
+    /// Marks a pending subscription as a confirmed member's, after a membership check
+    /// that ran after `join`. False when it was evicted meanwhile (the user was removed
+    /// after the check read the membership): the caller must treat the join as refused.
+    pub fn confirm(&self, conn: &ConnHandle, chat: &ChatId) -> bool {
+        match conn.joined_lock().get_mut(chat) {
+            Some(m) => {
+                *m = Membership::Member;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Unsubscribes from a chat; false when it was not joined.
     pub fn leave(&self, conn: &ConnHandle, chat: &ChatId) -> bool {
-        if !conn.joined_lock().remove(chat) {
+        if conn.joined_lock().remove(chat).is_none() {
             return false;
         }
         self.chats.remove_if_mut(chat, |_, conns| {
@@ -185,7 +232,7 @@ impl Hub {
     /// Leaves every chat and stops listening to all chats.
     pub fn leave_all(&self, conn: &ConnHandle) {
         conn.listening_all.store(false, Ordering::Relaxed);
-        let chats: Vec<ChatId> = conn.joined_lock().drain().collect();
+        let chats: Vec<ChatId> = conn.joined_lock().drain().map(|(chat, _)| chat).collect();
         for chat in chats {
             self.chats.remove_if_mut(&chat, |_, conns| {
                 conns.remove(&conn.id);

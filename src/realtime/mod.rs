@@ -14,5 +14,5 @@ pub mod typing;
 
 pub use hub::{ConnHandle, Hub, Outbound};
 pub use publisher::{Audience, ChatOrder, Publisher};
-pub use session::{Gatekeeper, JoinState, SessionConfig};
+pub use session::{Gatekeeper, ReplayPage, SessionConfig};
 pub use typing::Typing;

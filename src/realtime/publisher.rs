@@ -11,7 +11,6 @@ use tokio::sync::{Mutex, MutexGuard};
 use super::hub::{Hub, Outbound, Target};
 use super::protocol::ServerEvent;
 use crate::domain::{ChatId, UserId};
-use bytestring::ByteString;
 
 /// Who should receive an event.
 #[derive(Debug, Clone)]
@@ -58,11 +57,18 @@ impl Publisher {
         }
         let event = build();
         let event = event.borrow();
-        let position = match event {
-            ServerEvent::NewMessage(m) => Some((ByteString::from(m.chat_id.clone()), m.message.seq)),
+        // Chat audiences scope the frame: the hub's subscription list may hold a
+        // connection whose membership is not (or no longer) confirmed, and the session
+        // drops such frames before writing them.
+        let chat = match audience {
+            Audience::Chat(chat) | Audience::ChatExcept(chat, _) => Some(chat.clone()),
+            Audience::Users(_) | Audience::ListeningUsers(_) => None,
+        };
+        let seq = match event {
+            ServerEvent::NewMessage(m) => Some(m.message.seq),
             _ => None,
         };
-        let frame = Arc::new(Outbound { frame: event.encode(), position, queued_at: std::time::Instant::now() });
+        let frame = Arc::new(Outbound { frame: event.encode(), chat, seq, queued_at: std::time::Instant::now() });
         let delivered = Hub::deliver(&recipients, &frame);
         metrics::counter!("missive_events_pushed_total").increment(delivered as u64);
         delivered

@@ -6,9 +6,11 @@ use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReaso
 use bytestring::ByteString;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
+use futures_util::FutureExt;
 use std::convert::Infallible;
 use std::future::Future;
 use std::num::NonZeroU32;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
@@ -27,29 +29,29 @@ pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
 pub const CLOSE_RATE_LIMITED: u16 = 4008;
 pub const CLOSE_TOO_MANY: u16 = 4029;
 
-/// Where a joining connection stands in a chat.
+/// One page of a `join-chat` replay.
 #[derive(Debug, Clone, Default)]
-pub struct JoinState {
-    /// The chat's last `seq` when asked.
-    pub last_seq: i64,
-    /// Encoded `new-message` frames after the client's `lastSeq`, ascending, at most the
-    /// replay limit.
-    pub missed: Vec<(i64, ByteString)>,
-    /// More messages were missed than `missed` holds.
-    pub truncated: bool,
+pub struct ReplayPage {
+    /// Encoded `new-message` frames, ascending by `seq`.
+    pub frames: Vec<(i64, ByteString)>,
+    /// More messages follow this page.
+    pub more: bool,
 }
 
 /// What a session must ask outside the realtime layer.
 pub trait Gatekeeper {
-    /// `None` when `user` is not a participant. With `since`, the messages after it
-    /// (at most `limit`), read after the connection subscribed to the chat.
-    fn join_state(
+    /// The chat's last `seq`, or `None` when `user` is not a participant. Asked after
+    /// the connection subscribed, so whatever commits later arrives live.
+    fn chat_position(&self, user: &UserId, chat: &ChatId) -> impl Future<Output = Result<Option<i64>, String>>;
+    /// At most `limit` messages with a `seq` above `after`, or `None` when `user` is no
+    /// longer a participant. Each page checks membership again.
+    fn replay_page(
         &self,
         user: &UserId,
         chat: &ChatId,
-        since: Option<i64>,
+        after: i64,
         limit: usize,
-    ) -> impl Future<Output = Result<Option<JoinState>, String>>;
+    ) -> impl Future<Output = Result<Option<ReplayPage>, String>>;
     /// Verifies a token sent with `refresh-token`: its user and `exp` (Unix seconds).
     fn verify_token(&self, token: &str) -> Result<(UserId, u64), String>;
     /// The user's first connection opened.
@@ -64,6 +66,8 @@ pub struct SessionConfig {
     pub outbox_capacity: usize,
     /// Most messages one `join-chat` replays before answering `resync: true`.
     pub replay_limit: usize,
+    /// Most bytes of frames one `join-chat` replays before answering `resync: true`.
+    pub replay_max_bytes: usize,
     pub max_connections_per_user: usize,
     /// Client frames per second (sustained) and back to back.
     pub frame_rate: (u32, u32),
@@ -113,8 +117,10 @@ pub async fn run<G: Gatekeeper>(
         let _ = tokio::time::timeout(WRITE_TIMEOUT, ws.close(closing(CLOSE_TOO_MANY, "too many connections"))).await;
         return;
     };
+    // From here on the connection is unregistered however the task ends: by returning,
+    // by a panic, or by the runtime dropping it.
+    let registration = Registration::new(hub.clone(), conn.clone());
     tracing::info!(conn = conn.id, user = %conn.user, "websocket connected");
-    metrics::gauge!("missive_ws_connections").increment(1.0);
     // Rare, heavy awaits (database work) are boxed: a future is as large as its largest
     // state, and this one lives as long as the socket, idle most of the time.
     if first {
@@ -123,7 +129,7 @@ pub async fn run<G: Gatekeeper>(
     let mut session = Session {
         ws,
         conn: conn.clone(),
-        hub: hub.clone(),
+        hub,
         gate,
         expires_at,
         last_seen: Instant::now(),
@@ -132,9 +138,13 @@ pub async fn run<G: Gatekeeper>(
         strikes: 0,
         cfg,
     };
-    let Err(ending) = session.drive(&mut stream, &mut rx, &shutdown).await;
-    let last = hub.unregister(&conn);
-    metrics::gauge!("missive_ws_connections").decrement(1.0);
+    // A bug in one command must not take the connection's cleanup with it: the panic is
+    // reported (by the panic hook) and the socket closes as if the server failed.
+    let ending = match AssertUnwindSafe(session.drive(&mut stream, &mut rx, &shutdown)).catch_unwind().await {
+        Ok(Err(ending)) => ending,
+        Err(_panic) => closing(CloseCode::Error, "internal error"),
+    };
+    let last = registration.end();
     let code = ending.as_ref().map(|r| u16::from(r.code));
     if code == Some(super::hub::CLOSE_SLOW_CONSUMER) {
         metrics::counter!("missive_slow_consumer_closes_total").increment(1);
@@ -148,6 +158,42 @@ pub async fn run<G: Gatekeeper>(
         // A slow consumer's close frame queues behind what it has not read yet; give it
         // time to arrive if the client resumes reading.
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.ws.close(ending)).await;
+    }
+}
+
+/// A connection's place in the hub and in the connection gauge, released exactly once:
+/// by `end`, or on drop if the task never got there (a panic outside the session loop, or
+/// the task dropped). Without it such a user would stay online and hold a connection
+/// slot until restart.
+struct Registration {
+    hub: Arc<Hub>,
+    conn: Arc<ConnHandle>,
+    ended: bool,
+}
+
+impl Registration {
+    fn new(hub: Arc<Hub>, conn: Arc<ConnHandle>) -> Self {
+        metrics::gauge!("missive_ws_connections").increment(1.0);
+        Self { hub, conn, ended: false }
+    }
+
+    /// Unregisters now; true when it was the user's last connection.
+    fn end(mut self) -> bool {
+        self.ended = true;
+        self.release()
+    }
+
+    fn release(&self) -> bool {
+        metrics::gauge!("missive_ws_connections").decrement(1.0);
+        self.hub.unregister(&self.conn)
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if !self.ended && self.release() {
+            tracing::warn!(conn = self.conn.id, user = %self.conn.user, "connection task ended abnormally");
+        }
     }
 }
 
@@ -199,13 +245,20 @@ impl<G: Gatekeeper> Session<G> {
 
     /// `Err` ends the loop with that reason.
     async fn on_client_message(&mut self, msg: Option<Result<AggregatedMessage, ProtocolError>>) -> Result<(), Ending> {
-        if matches!(msg, Some(Ok(AggregatedMessage::Text(_) | AggregatedMessage::Binary(_)))) {
+        // Every frame a client chooses to send counts, control frames too: a ping costs
+        // the server a pong, and a flood of them must end like any other flood.
+        if let Some(Ok(frame)) = &msg
+            && !matches!(frame, AggregatedMessage::Close(_))
+        {
             if self.frames.check().is_ok() {
                 self.strikes = 0;
             } else {
                 self.strikes += 1;
                 if self.strikes > self.cfg.abuse_limit {
                     return Err(closing(CLOSE_RATE_LIMITED, "rate limited"));
+                }
+                if matches!(frame, AggregatedMessage::Ping(_) | AggregatedMessage::Pong(_)) {
+                    return Ok(());
                 }
                 let err = FrameError {
                     code: "rate_limited",
@@ -263,14 +316,20 @@ impl<G: Gatekeeper> Session<G> {
         self.send(event.encode_with_ref(reference.as_deref())).await
     }
 
-    /// Writes a queued frame unless the client already has it.
+    /// Writes a queued frame unless it belongs to a chat this connection is not a
+    /// confirmed member of (now, not when it was queued), or the client already has it.
     async fn forward(&mut self, out: Arc<Outbound>) -> Result<(), Ending> {
-        if let Some((chat, seq)) = &out.position {
-            match self.floors.get_mut(&**chat) {
-                Some(floor) if *floor >= *seq => return Ok(()),
-                Some(floor) => *floor = *seq,
-                // Left the chat after this frame was queued.
-                None => return Ok(()),
+        if let Some(chat) = &out.chat {
+            if !self.conn.is_member(chat) {
+                return Ok(());
+            }
+            if let Some(seq) = out.seq {
+                match self.floors.get_mut(chat.as_str()) {
+                    Some(floor) if *floor >= seq => return Ok(()),
+                    Some(floor) => *floor = seq,
+                    // Left the chat (or rejoined) after this frame was queued.
+                    None => return Ok(()),
+                }
             }
         }
         self.send(out.frame.clone()).await?;
@@ -300,8 +359,23 @@ fn frame_limiter((per_second, burst): (u32, u32)) -> DefaultDirectRateLimiter {
     RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst))
 }
 
-/// The `Instant` at which Unix time `secs` is reached (now, if already past).
+/// The `Instant` at which Unix time `secs` is reached (now, if already past). A token may
+/// name any `exp`, so the wait is capped (at tokio's own "far future") instead of
+/// overflowing `Instant`.
 fn instant_of_unix(secs: u64) -> Instant {
+    const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    Instant::now() + Duration::from_secs(secs).saturating_sub(now)
+    Instant::now() + Duration::from_secs(secs).saturating_sub(now).min(FAR_FUTURE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_expiry_gives_an_instant() {
+        let far = instant_of_unix(u64::MAX);
+        assert!(far > Instant::now() + Duration::from_secs(86_400 * 365));
+        assert!(instant_of_unix(0) <= Instant::now());
+    }
 }

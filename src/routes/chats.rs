@@ -3,6 +3,7 @@ use serde::{Deserialize, Serialize};
 
 use super::body::Object;
 use super::detached;
+use super::limited;
 use crate::auth::AuthUser;
 use crate::db::models::ChatRow;
 use crate::domain::{ChatId, ChatName, Participants, now_millis};
@@ -23,12 +24,13 @@ pub struct CreateChat {
 /// POST /v1/messaging/chats
 #[utoipa::path(post, path = "/v1/messaging/chats", tag = "chats", request_body = CreateChat,
     description = "Creates a chat. Pushes `chat-created` to every connection of every participant.",
-    responses((status = 201, description = "The new chat", body = ChatView), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
+    responses((status = 201, description = "The new chat", body = ChatView), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 429, description = "Too many requests of this kind; see Retry-After", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn create_chat(
     state: web::Data<AppState>,
     user: AuthUser,
     body: web::Json<Object<CreateChat>>,
 ) -> Result<HttpResponse, ApiError> {
+    let allowance = limited::take(&state.limits.membership, &user.id)?;
     let body = body.into_inner().0;
     let members = Participants::parse(&user.id, body.participants)?;
     let name = body.name.map(ChatName::parse).transpose()?;
@@ -50,7 +52,7 @@ pub async fn create_chat(
         Ok(view)
     })
     .await?;
-    Ok(HttpResponse::Created().json(view))
+    Ok(limited::respond(HttpResponse::Created(), allowance).json(view))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use super::body::Object;
+use super::limited;
 use crate::auth::AuthUser;
 use crate::db::{Change, ChangeOutcome};
 use crate::domain::{ChatId, MessageContent, MessageId, now_millis};
@@ -62,27 +63,29 @@ async fn apply(
 #[utoipa::path(patch, path = "/v1/messaging/chats/{chat_id}/messages/{message_id}", tag = "messages",
     params(("chat_id" = String, Path, description = "Chat id (`chat_…`)"), ("message_id" = String, Path, description = "Message id (`msg_…`)")), request_body = EditMessage, description = "Pushes `message-updated`.",
     responses((status = 200, description = "The edited message", body = MessageView), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 403, description = "Not the sender", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody),
-        (status = 409, description = "The message was deleted", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
+        (status = 409, description = "The message was deleted", body = ErrorBody), (status = 429, description = "Too many requests of this kind; see Retry-After", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn edit_message(
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<(String, String)>,
     body: web::Json<Object<EditMessage>>,
 ) -> Result<HttpResponse, ApiError> {
+    let allowance = limited::take(&state.limits.edit, &user.id)?;
     let content = MessageContent::parse(body.into_inner().0.content, state.settings.max_message_chars, false)?;
     let view = apply(state, user, path.into_inner(), Change::Edit(content.into_string())).await?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(limited::respond(HttpResponse::Ok(), allowance).json(view))
 }
 
 /// DELETE /v1/messaging/chats/{chat_id}/messages/{message_id}
 #[utoipa::path(delete, path = "/v1/messaging/chats/{chat_id}/messages/{message_id}", tag = "messages",
     params(("chat_id" = String, Path, description = "Chat id (`chat_…`)"), ("message_id" = String, Path, description = "Message id (`msg_…`)")), description = "Keeps the `seq`, drops content and attachments. Pushes `message-deleted`.",
-    responses((status = 204, description = "Deleted"), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 403, description = "Not the sender", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
+    responses((status = 204, description = "Deleted"), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 403, description = "Not the sender", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 429, description = "Too many requests of this kind; see Retry-After", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn delete_message(
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
+    let allowance = limited::take(&state.limits.edit, &user.id)?;
     apply(state, user, path.into_inner(), Change::Delete).await?;
-    Ok(HttpResponse::NoContent().finish())
+    Ok(limited::no_content(allowance))
 }

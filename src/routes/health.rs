@@ -1,6 +1,7 @@
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 
+use crate::error::ApiError;
 use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -34,9 +35,20 @@ pub async fn get_readiness(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// GET /metrics — Prometheus text format.
+/// GET /metrics — Prometheus text format; a 404 here when `metrics_bind` moves it to a
+/// listener of its own.
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(),
-    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String)))]
-pub async fn get_metrics() -> HttpResponse {
+    description = "Served here unless MISSIVE_METRICS_BIND names a separate listener for it (then 404 here).",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String),
+        (status = 404, description = "Metrics are served on the MISSIVE_METRICS_BIND listener", body = crate::error::ErrorBody)))]
+pub async fn get_metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.settings.metrics_bind.is_some() {
+        return Err(ApiError::NotFound(format!("no route for GET {}", req.path())));
+    }
+    Ok(render_metrics().await)
+}
+
+/// The metrics themselves, on whichever listener serves them.
+pub async fn render_metrics() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(crate::telemetry::metrics().render())
 }

@@ -3,6 +3,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::body::Object;
+use super::limited;
 use crate::auth::AuthUser;
 use crate::db::{Cursor, NewMessage, PostOutcome};
 use crate::domain::{Attachments, ChatId, ClientMessageId, MessageContent, MessageId, UserId, now_millis};
@@ -82,24 +83,17 @@ pub async fn post_message(
     body: web::Json<Object<PostMessage>>,
 ) -> Result<HttpResponse, ApiError> {
     let chat = ChatId::parse(&path).ok_or_else(ApiError::chat_not_found)?;
-    let allowance = state.post_limiter.check(&user.id).map_err(|wait| ApiError::RateLimited {
-        retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
-        limit: state.post_limiter.limit(),
-    })?;
+    let allowance = limited::take(&state.limits.post, &user.id)?;
     let new = body.into_inner().0.parse(&state, chat, user.id)?;
     let outcome = state.poster.post(new).await?;
-    let limited = |mut res: actix_web::HttpResponseBuilder| {
-        res.insert_header(("X-RateLimit-Limit", allowance.limit.to_string()))
-            .insert_header(("X-RateLimit-Remaining", allowance.remaining.to_string()))
-            .insert_header(("X-RateLimit-Reset", allowance.reset_secs.to_string()));
-        res
-    };
     match outcome {
         PostOutcome::Created { message, .. } => {
             metrics::counter!("missive_messages_posted_total").increment(1);
-            Ok(limited(HttpResponse::Created()).json(MessageView::from(message)))
+            Ok(limited::respond(HttpResponse::Created(), allowance).json(MessageView::from(message)))
         }
-        PostOutcome::Existing(original) => Ok(limited(HttpResponse::Ok()).json(MessageView::from(original))),
+        PostOutcome::Existing(original) => {
+            Ok(limited::respond(HttpResponse::Ok(), allowance).json(MessageView::from(original)))
+        }
         PostOutcome::NotMember => Err(ApiError::chat_not_found()),
         PostOutcome::BadReply => Err(ApiError::Validation("replyTo must name a message of this chat".into())),
     }

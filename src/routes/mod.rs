@@ -6,6 +6,7 @@ mod chats;
 mod demo;
 mod edits;
 mod health;
+mod limited;
 mod messages;
 mod openapi;
 mod participants;
@@ -61,6 +62,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
         .service(openapi::swagger_ui())
         .configure(register)
         .default_service(web::to(no_route));
+}
+
+/// The operations listener (`metrics_bind`): the metrics and nothing else, so it can be
+/// reachable by the scraper only.
+pub fn configure_operations(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(health::render_metrics)).default_service(web::to(no_route));
 }
 
 async fn no_route(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {

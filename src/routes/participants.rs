@@ -4,8 +4,9 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use super::body::Object;
+use super::limited;
 use crate::auth::AuthUser;
-use crate::db::RemoveOutcome;
+use crate::db::{AddOutcome, RemoveOutcome};
 use crate::domain::{ChatId, Participants, UserId, now_millis};
 use crate::error::{ApiError, ErrorBody};
 use crate::realtime::Audience;
@@ -23,7 +24,7 @@ pub struct AddParticipants {
 #[utoipa::path(post, path = "/v1/messaging/chats/{chat_id}/participants", tag = "chats", params(("chat_id" = String, Path, description = "Chat id (`chat_…`)")),
     request_body = AddParticipants,
     description = "Pushes `participant-added` to the chat and `chat-created` to the newcomers.",
-    responses((status = 200, description = "The chat", body = ChatView), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
+    responses((status = 200, description = "The chat", body = ChatView), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 409, description = "The chat would have more than 1,000 participants", body = ErrorBody), (status = 429, description = "Too many requests of this kind; see Retry-After", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn add_participants(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -31,14 +32,18 @@ pub async fn add_participants(
     body: web::Json<Object<AddParticipants>>,
 ) -> Result<HttpResponse, ApiError> {
     let chat = ChatId::parse(&path).ok_or_else(ApiError::chat_not_found)?;
+    let allowance = limited::take(&state.limits.membership, &user.id)?;
     let requested = Participants::parse(&user.id, body.into_inner().0.user_ids)?;
     let view = super::detached(async move {
         let _order = state.order.lock(&chat).await;
-        let added = state
-            .db
-            .add_members(&user.id, &chat, &requested.as_slice()[1..], now_millis())
-            .await?
-            .ok_or_else(ApiError::chat_not_found)?;
+        let newcomers = &requested.as_slice()[1..];
+        let added = match state.db.add_members(&user.id, &chat, newcomers, Participants::MAX, now_millis()).await? {
+            AddOutcome::Added(added) => added,
+            AddOutcome::NotMember => return Err(ApiError::chat_not_found()),
+            AddOutcome::TooMany { max } => {
+                return Err(ApiError::Conflict(format!("a chat has at most {max} participants")));
+            }
+        };
         let record = state.db.chat_for(&user.id, &chat).await?.ok_or_else(ApiError::chat_not_found)?;
         for newcomer in &added {
             let event =
@@ -54,7 +59,7 @@ pub async fn add_participants(
         Ok(ChatView::from(record))
     })
     .await?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(limited::respond(HttpResponse::Ok(), allowance).json(view))
 }
 
 /// DELETE /v1/messaging/chats/{chat_id}/participants/{user_id} — yourself, or anyone if
@@ -63,7 +68,7 @@ pub async fn add_participants(
     params(("chat_id" = String, Path, description = "Chat id (`chat_…`)"), ("user_id" = String, Path, description = "The participant to remove")),
     description = "Pushes `participant-removed`; the removed user's sockets stop receiving the chat at once.",
     responses((status = 204, description = "Removed"), (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Only the creator removes others", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
+        (status = 403, description = "Only the creator removes others", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 429, description = "Too many requests of this kind; see Retry-After", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn remove_participant(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -72,6 +77,7 @@ pub async fn remove_participant(
     let (chat, target) = path.into_inner();
     let chat = ChatId::parse(&chat).ok_or_else(ApiError::chat_not_found)?;
     let target = UserId::parse(&target).map_err(|_| ApiError::NotFound("participant not found".into()))?;
+    let allowance = limited::take(&state.limits.membership, &user.id)?;
     super::detached(async move {
         let _order = state.order.lock(&chat).await;
         match state.db.remove_member(&user.id, &chat, &target).await? {
@@ -90,5 +96,5 @@ pub async fn remove_participant(
         Ok(())
     })
     .await?;
-    Ok(HttpResponse::NoContent().finish())
+    Ok(limited::no_content(allowance))
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::body::Object;
+use super::limited;
 use crate::auth::AuthUser;
 use crate::db::{ReadOutcome, ReadUpTo};
 use crate::domain::{ChatId, MessageId, rfc3339_millis};
@@ -34,7 +35,7 @@ pub struct ReadReply {
     request_body = MarkRead,
     description = "Moves the caller's read marker forward (never back). Pushes `message-read` to the chat and \
         `unread-count-updated` to the caller's connections.",
-    responses((status = 200, description = "The marker after the call", body = ReadReply), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
+    responses((status = 200, description = "The marker after the call", body = ReadReply), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 429, description = "Too many requests of this kind; see Retry-After", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn mark_read(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -42,6 +43,7 @@ pub async fn mark_read(
     body: web::Json<Object<MarkRead>>,
 ) -> Result<HttpResponse, ApiError> {
     let chat = ChatId::parse(&path).ok_or_else(ApiError::chat_not_found)?;
+    let allowance = limited::take(&state.limits.read, &user.id)?;
     let upto = match body.into_inner().0 {
         MarkRead { seq: Some(seq), message_id: None } if seq >= 0 => ReadUpTo::Seq(seq),
         MarkRead { seq: None, message_id: Some(id) } => {
@@ -78,7 +80,7 @@ pub async fn mark_read(
         Ok(ReadReply { chat_id: chat.to_string(), last_read_seq: read.last_read_seq, unread_count: read.unread_count })
     })
     .await?;
-    Ok(HttpResponse::Ok().json(reply))
+    Ok(limited::respond(HttpResponse::Ok(), allowance).json(reply))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -91,7 +93,7 @@ pub struct SetTyping {
 #[utoipa::path(post, path = "/v1/messaging/chats/{chat_id}/typing", tag = "read state", params(("chat_id" = String, Path, description = "Chat id (`chat_…`)")),
     request_body = SetTyping,
     description = "Pushes `user-typing` to the chat's other joined connections when a typing spell starts or ends.",
-    responses((status = 204, description = "Recorded"), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
+    responses((status = 204, description = "Recorded"), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 429, description = "Too many requests of this kind; see Retry-After", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn set_typing(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -99,9 +101,10 @@ pub async fn set_typing(
     body: web::Json<Object<SetTyping>>,
 ) -> Result<HttpResponse, ApiError> {
     let chat = ChatId::parse(&path).ok_or_else(ApiError::chat_not_found)?;
+    let allowance = limited::take(&state.limits.typing, &user.id)?;
     state.db.chat_position(&user.id, &chat).await?.ok_or_else(ApiError::chat_not_found)?;
     state.typing.set(&chat, &user.id, body.into_inner().0.is_typing);
-    Ok(HttpResponse::NoContent().finish())
+    Ok(limited::no_content(allowance))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

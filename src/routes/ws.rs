@@ -2,11 +2,12 @@ use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::token_from_request;
+use crate::auth::{TokenSource, token_from_request};
 use crate::domain::{ChatId, Millis, UserId, now_millis, rfc3339_millis};
 use crate::error::{ApiError, ErrorBody};
 use crate::realtime::Audience;
-use crate::realtime::JoinState;
+use crate::db::Cursor;
+use crate::realtime::ReplayPage;
 use crate::realtime::protocol::{MessageEvent, ServerEvent, UserOffline, UserOnline};
 use crate::realtime::{Gatekeeper, SessionConfig, session};
 use crate::state::AppState;
@@ -25,10 +26,12 @@ pub async fn open_socket(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    check_origin(&req, &state.settings.allowed_origins())?;
-    let token = token_from_request(&req, true).ok_or_else(|| {
+    let allowed = state.settings.allowed_origins();
+    check_origin(&req, &allowed)?;
+    let (token, source) = token_from_request(&req, true).ok_or_else(|| {
         ApiError::Unauthorized("missing token (?token=, Authorization header or sAccessToken cookie)".into())
     })?;
+    refuse_cross_site_cookie(&req, source, &allowed)?;
     let verified = state.auth.verify(&token).map_err(ApiError::Unauthorized)?;
     let (response, ws, stream) =
         actix_ws::handle(&req, body).map_err(|e| ApiError::Validation(format!("expected a WebSocket upgrade: {e}")))?;
@@ -38,6 +41,7 @@ pub async fn open_socket(
         heartbeat: Duration::from_millis(state.settings.heartbeat_interval_ms.max(10)),
         outbox_capacity: state.settings.outbox_capacity,
         replay_limit: state.settings.replay_limit.max(1),
+        replay_max_bytes: state.settings.replay_max_bytes.max(1),
         max_connections_per_user: state.settings.max_connections_per_user.max(1),
         frame_rate: (state.settings.ws_rate_per_sec, state.settings.ws_rate_burst),
         abuse_limit: state.settings.ws_abuse_limit,
@@ -72,6 +76,21 @@ fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
     }
 }
 
+/// Cross-site WebSocket hijacking: a page on any site can open a socket to us, and the
+/// browser attaches our cookie to it. A bearer or query token proves the page had the
+/// token; a cookie proves nothing, so a browser (it always sends `Origin`) authenticated
+/// by the cookie alone is accepted only from the origins an operator listed.
+fn refuse_cross_site_cookie(req: &HttpRequest, source: TokenSource, allowed: &[String]) -> Result<(), ApiError> {
+    if source == TokenSource::Cookie && allowed.is_empty() && req.headers().contains_key(header::ORIGIN) {
+        return Err(ApiError::Forbidden(
+            "cookie authentication from a browser needs MISSIVE_ALLOWED_ORIGINS; send the token as ?token= or a \
+             bearer header"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// What a session asks of the rest of the application: membership, tokens, presence.
 struct DbGate {
     state: Arc<AppState>,
@@ -94,18 +113,21 @@ impl DbGate {
 }
 
 impl Gatekeeper for DbGate {
-    async fn join_state(
+    async fn chat_position(&self, user: &UserId, chat: &ChatId) -> Result<Option<i64>, String> {
+        self.state.db.chat_position(user, chat).await.map_err(|e| e.to_string())
+    }
+
+    async fn replay_page(
         &self,
         user: &UserId,
         chat: &ChatId,
-        since: Option<i64>,
+        after: i64,
         limit: usize,
-    ) -> Result<Option<JoinState>, String> {
-        let found = self.state.db.replay(user, chat, since, limit as i64).await.map_err(|e| e.to_string())?;
-        let Some((last_seq, mut rows)) = found else { return Ok(None) };
-        let truncated = rows.len() > limit;
-        rows.truncate(limit);
-        let missed = rows
+    ) -> Result<Option<ReplayPage>, String> {
+        let page = self.state.db.messages_of(user, chat, Cursor::After(after), limit as i64).await;
+        let Some(page) = page.map_err(|e| e.to_string())? else { return Ok(None) };
+        let frames = page
+            .messages
             .into_iter()
             .map(|row| {
                 let seq = row.seq;
@@ -116,7 +138,7 @@ impl Gatekeeper for DbGate {
                 (seq, event.encode())
             })
             .collect();
-        Ok(Some(JoinState { last_seq, missed, truncated }))
+        Ok(Some(ReplayPage { frames, more: page.has_more }))
     }
 
     fn verify_token(&self, token: &str) -> Result<(UserId, u64), String> {

@@ -155,8 +155,6 @@ pub struct DebugStatus {
     pub socket_id: String,
     pub chats: Vec<String>,
     pub listening_all: bool,
-    pub total_users: usize,
-    pub total_chats: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
