@@ -91,14 +91,14 @@ async fn serve(settings: Settings) -> Result<(), String> {
              Set MISSIVE_JWT_SECRET or MISSIVE_JWT_PUBLIC_KEY in production."
         );
     }
+    if let Some(metrics) = app.metrics_addr() {
+        tracing::info!("metrics on http://{metrics}/metrics (and not on the main listener)");
+    }
     let addr = app.local_addr();
     tracing::info!(
         "missive {} listening on http://{addr} (WebSocket at ws://{addr}/messaging)",
         env!("CARGO_PKG_VERSION")
     );
-    if let Some(metrics) = app.metrics_addr() {
-        tracing::info!("metrics on http://{metrics}/metrics");
-    }
     app.run_until_stopped(shutdown_signal()).await.map_err(|e| e.to_string())?;
     tracing::info!("stopped");
     Ok(())

@@ -21,8 +21,10 @@ pub enum TokenSource {
     Query,
 }
 
-/// The bearer token of a request: `Authorization: Bearer …`, then the `sAccessToken`
-/// cookie, then (only where `allow_query`, i.e. the WebSocket upgrade) `?token=`.
+/// The token of a request: `Authorization: Bearer …`, then (only where `allow_query`,
+/// i.e. the WebSocket upgrade) `?token=`, then the `sAccessToken` cookie. Credentials the
+/// caller chose come before the one the browser attaches by itself, so a page cannot
+/// name its own token and be served as the cookie's user.
 pub fn token_from_request(req: &HttpRequest, allow_query: bool) -> Option<(String, TokenSource)> {
     let bearer = req
         .headers()
@@ -31,13 +33,13 @@ pub fn token_from_request(req: &HttpRequest, allow_query: bool) -> Option<(Strin
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(|t| (t.trim().to_owned(), TokenSource::Bearer));
     bearer
-        .or_else(|| req.cookie("sAccessToken").map(|c| (c.value().to_owned(), TokenSource::Cookie)))
         .or_else(|| {
             allow_query
                 .then(|| web::Query::<TokenQuery>::from_query(req.query_string()).ok()?.into_inner().token)
                 .flatten()
                 .map(|t| (t, TokenSource::Query))
         })
+        .or_else(|| req.cookie("sAccessToken").map(|c| (c.value().to_owned(), TokenSource::Cookie)))
         .filter(|(t, _)| !t.is_empty())
 }
 

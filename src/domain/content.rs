@@ -119,7 +119,8 @@ mod tests {
         assert!(Participants::parse(&alice, one_more).is_err(), "the creator makes 1,001");
         let repeats = vec!["bob".to_owned(); Participants::MAX + 1];
         assert!(Participants::parse(&alice, repeats).is_err(), "refused by length, before de-duplication");
-        let with_self: Vec<String> = (1..=Participants::MAX).map(|i| if i == 1 { "alice".into() } else { format!("u{i}") }).collect();
+        let with_self: Vec<String> =
+            (1..=Participants::MAX).map(|i| if i == 1 { "alice".into() } else { format!("u{i}") }).collect();
         assert_eq!(Participants::parse(&alice, with_self).unwrap().as_slice().len(), Participants::MAX);
     }
 

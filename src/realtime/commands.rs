@@ -96,14 +96,22 @@ impl<G: Gatekeeper> Session<G> {
     /// and stops at the replay limits (messages and bytes). Returns the floor (the highest
     /// `seq` the client now has) and whether the client must page the rest over REST;
     /// `None` when the membership ended meanwhile.
-    async fn replay(&mut self, chat: &ChatId, since: Option<i64>, last_seq: i64) -> Result<Option<(i64, bool)>, Ending> {
+    async fn replay(
+        &mut self,
+        chat: &ChatId,
+        since: Option<i64>,
+        last_seq: i64,
+    ) -> Result<Option<(i64, bool)>, Ending> {
         let Some(since) = since else { return Ok(Some((last_seq, false))) };
         let mut floor = since.min(last_seq);
         let (mut sent, mut bytes) = (0usize, 0usize);
         let mut more = floor < last_seq;
+        // The client pages the rest over REST up to `lastSeq`; what came after it (and
+        // was written here) stays covered by the floor.
+        let resync = |floor: i64| Ok(Some((floor.max(last_seq), true)));
         while more {
-            if sent >= self.cfg.replay_limit || bytes >= self.cfg.replay_max_bytes {
-                return Ok(Some((floor.max(last_seq), true)));
+            if sent >= self.cfg.replay_limit {
+                return resync(floor);
             }
             let limit = REPLAY_PAGE.min(self.cfg.replay_limit - sent);
             let page = match self.gate.replay_page(&self.conn.user, chat, floor, limit).await {
@@ -112,11 +120,14 @@ impl<G: Gatekeeper> Session<G> {
                 Err(cause) => {
                     // Resume is an optimisation: the client pages the rest over REST.
                     tracing::warn!(%cause, "join-chat replay: database unavailable");
-                    return Ok(Some((floor.max(last_seq), true)));
+                    return resync(floor);
                 }
             };
             for (seq, frame) in page.frames {
                 bytes += frame.len();
+                if bytes > self.cfg.replay_max_bytes {
+                    return resync(floor);
+                }
                 sent += 1;
                 self.send(frame).await?;
                 floor = floor.max(seq);

@@ -402,6 +402,27 @@ mod tests {
     }
 
     #[test]
+    fn only_confirmed_members_may_be_written_and_an_eviction_wins_over_a_late_confirm() {
+        let hub = Hub::new();
+        let chat = ChatId::generate();
+        let (a, _rx, _) = hub.register(user("alice"), 8, 16).unwrap();
+        assert!(hub.join(&a, &chat));
+        assert!(!a.is_member(&chat), "subscribed, not yet checked");
+        assert!(a.joined_chats().is_empty());
+        assert!(hub.confirm(&a, &chat));
+        assert!(a.is_member(&chat));
+        assert_eq!(a.joined_chats(), [chat.to_string()]);
+        // Removed while a second join's membership check is in flight: the check read
+        // "member", the eviction came after it, and the confirm must say so.
+        hub.evict(&chat, &user("alice"));
+        assert!(!a.is_member(&chat));
+        assert!(hub.join(&a, &chat));
+        hub.evict(&chat, &user("alice"));
+        assert!(!hub.confirm(&a, &chat), "evicted before the confirm");
+        assert!(!a.is_member(&chat));
+    }
+
+    #[test]
     fn connections_per_user_are_capped() {
         let hub = Hub::new();
         let _a = hub.register(user("alice"), 8, 2).unwrap();

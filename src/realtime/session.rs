@@ -4,9 +4,9 @@
 
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError};
 use bytestring::ByteString;
+use futures_util::FutureExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
-use futures_util::FutureExt;
 use std::convert::Infallible;
 use std::future::Future;
 use std::num::NonZeroU32;

@@ -1,10 +1,16 @@
 //! Typing indicators. A client may call `typing` on every keystroke: only the start of
 //! a typing spell is pushed; calls inside the window just extend it. When the typist is
-//! quiet for the window, or goes offline, the server pushes `isTyping: false` itself.
+//! quiet for the window, says they stopped, or goes offline, the server pushes
+//! `isTyping: false` itself.
+//!
+//! Coalesced: a spell lasts at least `MIN_SPELL` before its end is pushed, so a client
+//! alternating `true` and `false` as fast as it can makes at most two frames per
+//! `MIN_SPELL` per chat, whatever its request rate.
 
 use dashmap::DashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio::time::{Instant, sleep_until};
 
 use super::protocol::{ServerEvent, UserTyping};
@@ -13,65 +19,82 @@ use crate::domain::{ChatId, UserId};
 
 type Key = (ChatId, UserId);
 
+/// The shortest spell whose start and end are both pushed.
+const MIN_SPELL: Duration = Duration::from_secs(1);
+
+/// One announced typing spell.
+struct Spell {
+    started: Instant,
+    /// When `isTyping: false` is pushed, unless extended first.
+    ends: Instant,
+    /// Wakes the spell's task when `ends` moved earlier (the typist said they stopped).
+    moved_earlier: Arc<Notify>,
+}
+
 pub struct Typing {
-    /// Who is typing where, until when.
-    deadlines: DashMap<Key, Instant>,
+    spells: DashMap<Key, Spell>,
     publisher: Publisher,
     window: Duration,
 }
 
 impl Typing {
     pub fn new(publisher: Publisher, window: Duration) -> Arc<Self> {
-        Arc::new(Self { deadlines: DashMap::new(), publisher, window })
+        Arc::new(Self { spells: DashMap::new(), publisher, window })
     }
 
-    /// Records a typing call; pushes only when the state changes.
+    /// Records a typing call; pushes only when a spell starts or ends.
     pub fn set(self: &Arc<Self>, chat: &ChatId, user: &UserId, is_typing: bool) {
         let key = (chat.clone(), user.clone());
+        let now = Instant::now();
         if !is_typing {
-            if self.deadlines.remove(&key).is_some() {
-                self.push(&key, false);
+            if let Some(mut spell) = self.spells.get_mut(&key) {
+                spell.ends = now.max(spell.started + MIN_SPELL.min(self.window));
+                spell.moved_earlier.notify_one();
             }
             return;
         }
-        let deadline = Instant::now() + self.window;
-        let started = match self.deadlines.entry(key.clone()) {
+        let wake = match self.spells.entry(key.clone()) {
             dashmap::Entry::Occupied(mut e) => {
-                *e.get_mut() = deadline;
-                false
+                e.get_mut().ends = now + self.window;
+                return;
             }
             dashmap::Entry::Vacant(v) => {
-                v.insert(deadline);
-                true
+                let wake = Arc::new(Notify::new());
+                v.insert(Spell { started: now, ends: now + self.window, moved_earlier: wake.clone() });
+                wake
             }
         };
-        if started {
-            self.push(&key, true);
-            tokio::spawn(self.clone().expire(key));
-        }
+        self.push(&key, true);
+        tokio::spawn(self.clone().expire(key, wake));
     }
 
-    /// Ends every typing spell of `user` (they went offline or left).
+    /// Ends every typing spell of `user` now (they went offline or left).
     pub fn clear_user(&self, user: &UserId, chat: Option<&ChatId>) {
         let keys: Vec<Key> = self
-            .deadlines
+            .spells
             .iter()
             .filter(|e| e.key().1 == *user && chat.is_none_or(|c| e.key().0 == *c))
             .map(|e| e.key().clone())
             .collect();
         for key in keys {
-            if self.deadlines.remove(&key).is_some() {
+            if let Some((_, spell)) = self.spells.remove(&key) {
+                // Its task finds the spell gone and ends.
+                spell.moved_earlier.notify_one();
                 self.push(&key, false);
             }
         }
     }
 
-    /// Sleeps until the spell's deadline, following extensions, then ends it.
-    async fn expire(self: Arc<Self>, key: Key) {
+    /// Sleeps until the spell's end, following extensions and early ends, then ends it.
+    async fn expire(self: Arc<Self>, key: Key, moved_earlier: Arc<Notify>) {
         loop {
-            let Some(deadline) = self.deadlines.get(&key).map(|d| *d) else { return };
-            sleep_until(deadline).await;
-            if self.deadlines.remove_if(&key, |_, d| *d <= Instant::now()).is_some() {
+            let Some(ends) = self.spells.get(&key).map(|s| s.ends) else { return };
+            tokio::select! {
+                _ = sleep_until(ends) => {}
+                // A permit stored before this wait still wakes it: no early end is missed.
+                _ = moved_earlier.notified() => continue,
+            }
+            if self.spells.remove_if(&key, |_, s| s.ends <= Instant::now()).is_some() {
                 self.push(&key, false);
                 return;
             }

@@ -3,10 +3,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::{TokenSource, token_from_request};
+use crate::db::Cursor;
 use crate::domain::{ChatId, Millis, UserId, now_millis, rfc3339_millis};
 use crate::error::{ApiError, ErrorBody};
 use crate::realtime::Audience;
-use crate::db::Cursor;
 use crate::realtime::ReplayPage;
 use crate::realtime::protocol::{MessageEvent, ServerEvent, UserOffline, UserOnline};
 use crate::realtime::{Gatekeeper, SessionConfig, session};

@@ -166,6 +166,18 @@ pub fn with_database(admin: &str, name: &str) -> String {
     }
 }
 
+/// Lifts every per-user and per-connection rate limit, for tests that post, send or act
+/// a lot and are not about rates.
+pub fn lift_rate_limits(s: &mut Settings) {
+    const UNLIMITED: (u32, u32) = (1_000_000, 1_000_000);
+    (s.post_rate_per_sec, s.post_rate_burst) = UNLIMITED;
+    (s.ws_rate_per_sec, s.ws_rate_burst) = UNLIMITED;
+    (s.typing_rate_per_sec, s.typing_rate_burst) = UNLIMITED;
+    (s.read_rate_per_sec, s.read_rate_burst) = UNLIMITED;
+    (s.edit_rate_per_sec, s.edit_rate_burst) = UNLIMITED;
+    (s.membership_rate_per_sec, s.membership_rate_burst) = UNLIMITED;
+}
+
 /// A token for `user` signed with the test secret, valid for an hour.
 pub fn token(user: &str) -> String {
     token_with(json!({"sub": user, "exp": now_secs() + 3600}))
@@ -192,6 +204,18 @@ impl TestApp {
     /// Sends a request as `user` (None: anonymous) and returns status and JSON body
     /// (`Value::Null` when the body is empty).
     pub async fn call(&self, method: &str, path: &str, user: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let (status, _, body) = self.call_with_headers(method, path, user, body).await;
+        (status, body)
+    }
+
+    /// Like `call`, with the response headers.
+    pub async fn call_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        user: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, actix_web::http::header::HeaderMap, Value) {
         let method = actix_web::http::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self.client.request(method, self.url(path));
         if let Some(user) = user {
@@ -204,7 +228,7 @@ impl TestApp {
         .expect("request completes");
         let bytes = res.body().limit(16 * 1024 * 1024).await.expect("body");
         let json = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") };
-        (res.status(), json)
+        (res.status(), res.headers().clone(), json)
     }
 
     pub async fn get(&self, path: &str, user: &str) -> (StatusCode, Value) {
@@ -300,6 +324,8 @@ impl WsClient {
                 Some(Ok(Frame::Ping(p))) => {
                     let _ = self.framed.send(ws::Message::Pong(p)).await;
                 }
+                // Answers to this client's own pings.
+                Some(Ok(Frame::Pong(_))) => {}
                 Some(Ok(Frame::Close(reason))) => return Incoming::Closed(reason),
                 Some(Ok(other)) => panic!("unexpected frame {other:?}"),
             }

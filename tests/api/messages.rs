@@ -364,7 +364,7 @@ async fn the_same_client_message_id_from_another_sender_or_chat_is_a_new_message
 async fn history_defaults_to_the_newest_50_in_ascending_order(backend: Backend) {
     // 52 sends from one user: past the default burst of 50, so whether the last two were
     // refused would depend on how fast the machine is.
-    let app = spawn_app_with(backend, crate::resume::lift_rate_limits).await;
+    let app = spawn_app_with(backend, crate::helpers::lift_rate_limits).await;
     let chat = app.create_chat("alice", &["bob"]).await;
     send_many(&app, &chat, 52).await;
     let page = history(&app, "bob", &chat, "").await;

@@ -10,9 +10,7 @@ use serde_json::{Value, json};
 use std::cell::Cell;
 use std::time::Instant;
 
-use missive::config::Settings;
-
-use crate::helpers::{Backend, TestApp, WAIT, WsClient, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, TestApp, WAIT, WsClient, lift_rate_limits, spawn_app, spawn_app_with};
 
 crate::both_backends!(
     a_join_with_last_seq_replays_the_missed_messages_in_order_then_confirms_then_goes_live,
@@ -22,12 +20,6 @@ crate::both_backends!(
     a_join_past_the_replay_limit_replays_one_page_then_asks_for_a_resync_and_rest_has_the_rest,
     a_negative_last_seq_is_refused_with_validation_failed_and_the_connection_stays_usable,
 );
-
-/// Lifts the per-user posting limit (and the frame limit) for tests that post or send a lot.
-pub(crate) fn lift_rate_limits(s: &mut Settings) {
-    (s.post_rate_per_sec, s.post_rate_burst) = (1_000_000, 1_000_000);
-    (s.ws_rate_per_sec, s.ws_rate_burst) = (1_000_000, 1_000_000);
-}
 
 /// Sends `join-chat`, with `lastSeq` when given.
 pub(crate) async fn send_join(ws: &mut WsClient, chat: &str, last_seq: Option<i64>) {

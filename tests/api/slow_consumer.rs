@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
+use crate::helpers::lift_rate_limits;
 use crate::helpers::{Backend, TestApp, WAIT, WsClient, spawn_app_with, token};
-use crate::resume::{lift_rate_limits, send_join, seq_of};
+use crate::resume::{send_join, seq_of};
 
 crate::both_backends!(
     a_client_that_stops_reading_is_closed_with_4009_while_others_get_everything_and_its_backlog_stays_bounded,
@@ -244,6 +245,9 @@ async fn a_client_that_stops_reading_is_closed_with_4009_while_others_get_everyt
         s.outbox_capacity = OUTBOX;
         s.max_message_chars = CONTENT_CHARS;
         s.replay_limit = REPLAY_LIMIT;
+        // The resume at the end checks the limit in messages: 100 of these 60 KB messages
+        // are past the default byte limit of a replay.
+        s.replay_max_bytes = 64 * 1024 * 1024;
         lift_rate_limits(s);
     })
     .await;
