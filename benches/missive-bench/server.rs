@@ -57,6 +57,8 @@ impl Server {
             .env("MISSIVE_JWT_SECRET", SECRET)
             .env("MISSIVE_POST_RATE_PER_SEC", "100000000")
             .env("MISSIVE_POST_RATE_BURST", "100000000")
+            .env("MISSIVE_MEMBERSHIP_RATE_PER_SEC", "100000000")
+            .env("MISSIVE_MEMBERSHIP_RATE_BURST", "100000000")
             .env("MISSIVE_MAX_CONNECTIONS_PER_USER", "100000")
             .env("MISSIVE_OUTBOX_CAPACITY", "4096")
             .env("RUST_LOG", "warn,missive=info,missive::access=warn")

@@ -373,6 +373,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_registration_dropped_without_end_still_unregisters() {
+        let hub = Arc::new(Hub::new());
+        let user = UserId::parse("alice").unwrap();
+        let (conn, _rx, _) = hub.register(user.clone(), 8, 1).unwrap();
+        let registration = Registration::new(hub.clone(), conn);
+        assert!(hub.register(user.clone(), 8, 1).is_none(), "the one slot is taken");
+        // What a panic in the task does: the guard is dropped, `end` never runs.
+        drop(registration);
+        assert!(!hub.is_online(&user));
+        assert!(hub.register(user, 8, 1).is_some(), "the slot is free again");
+    }
+
+    #[test]
     fn any_expiry_gives_an_instant() {
         let far = instant_of_unix(u64::MAX);
         assert!(far > Instant::now() + Duration::from_secs(86_400 * 365));

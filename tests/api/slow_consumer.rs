@@ -7,20 +7,19 @@
 //! out, unmasked frames in), so nothing reads on its behalf.
 
 use actix_web::http::StatusCode;
-use actix_web::web::BytesMut;
 use futures_util::future::{join, join_all, join3};
 use serde_json::{Value, json};
 use std::cell::Cell;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
 
 use crate::helpers::lift_rate_limits;
 use crate::helpers::{Backend, TestApp, WAIT, WsClient, spawn_app_with, token};
+use crate::lifecycle::{missive, token_for};
+use crate::raw_ws::{RawWs, memory_kib};
 use crate::resume::{send_join, seq_of};
 
 crate::both_backends!(
@@ -33,164 +32,11 @@ const OUTBOX: usize = 16;
 const ACTIX_WS_CHANNEL: usize = 32;
 /// actix-http stops pulling the body once its write buffer holds this much (32 KiB default).
 const H1_WRITE_BUFFER: usize = 32 * 1024;
-/// The slow client's receive buffer (the kernel may double it; the bound uses what it reports).
-const SLOW_RCVBUF: u32 = 16 * 1024;
 /// A generous cap on the wait for the kill (a loaded CI machine posts slowly); the tight
 /// bound is on the count: the kill comes with the message that overflows the outbox.
 const KILL_WITHIN: Duration = Duration::from_secs(30);
 /// Messages the posters may get acknowledged between the kill and the test seeing it.
 const DETECTION_LAG: usize = 16;
-
-/// `Sec-WebSocket-Key` from RFC 6455 §1.3 and the accept value it implies.
-const WS_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-const WS_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
-
-const OP_TEXT: u8 = 0x1;
-const OP_CLOSE: u8 = 0x8;
-
-/// A client-side WebSocket over a raw TCP socket that reads only when told to.
-struct RawWs {
-    stream: TcpStream,
-    buf: BytesMut,
-    /// The receive buffer size the kernel reports for the socket.
-    rcvbuf: usize,
-}
-
-impl RawWs {
-    /// Connects with a small receive buffer, sends the upgrade request and reads exactly
-    /// the 101 response headers (anything after them stays buffered, unparsed).
-    async fn connect(addr: &str, token: &str) -> Self {
-        let socket = TcpSocket::new_v4().expect("socket");
-        socket.set_recv_buffer_size(SLOW_RCVBUF).expect("SO_RCVBUF");
-        let rcvbuf = socket.recv_buffer_size().expect("SO_RCVBUF") as usize;
-        let addr = addr.parse().expect("socket address");
-        let mut stream =
-            tokio::time::timeout(WAIT, socket.connect(addr)).await.expect("connect in time").expect("connect");
-        let request = format!(
-            "GET /messaging?token={token} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await.expect("send the upgrade request");
-        let mut buf = BytesMut::with_capacity(64 * 1024);
-        let head_len = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            let n = tokio::time::timeout(WAIT, stream.read_buf(&mut buf)).await.expect("101 in time").expect("read");
-            assert!(n > 0, "connection closed during the upgrade: {:?}", String::from_utf8_lossy(&buf));
-        };
-        let head = String::from_utf8(buf.split_to(head_len).to_vec()).expect("ASCII headers");
-        assert!(head.starts_with("HTTP/1.1 101"), "expected 101 Switching Protocols, got {head}");
-        let accept = head
-            .lines()
-            .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("sec-websocket-accept")))
-            .map(|(_, v)| v.trim().to_owned());
-        assert_eq!(accept.as_deref(), Some(WS_ACCEPT), "{head}");
-        Self { stream, buf, rcvbuf }
-    }
-
-    /// Sends a masked text frame (clients must mask, RFC 6455 §5.3).
-    async fn send_text(&mut self, text: &str) {
-        let frame = masked_text_frame(text.as_bytes(), [0x37, 0xfa, 0x21, 0x3d]);
-        self.stream.write_all(&frame).await.expect("send a frame");
-    }
-
-    /// The next whole frame as (opcode, payload), reading as needed; `None` at end of stream.
-    async fn next_frame(&mut self, deadline: Instant) -> Option<(u8, Vec<u8>)> {
-        loop {
-            if let Some((header, len)) = frame_header(&self.buf)
-                && self.buf.len() >= header + len
-            {
-                let frame = self.buf.split_to(header + len);
-                return Some((frame[0] & 0x0f, frame[header..].to_vec()));
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            let read = tokio::time::timeout(left, self.stream.read_buf(&mut self.buf)).await;
-            match read.expect("a frame before the deadline") {
-                Ok(0) | Err(_) => return None,
-                Ok(_) => {}
-            }
-        }
-    }
-
-    /// The next text frame as JSON, which must come before `WAIT`.
-    async fn next_event(&mut self) -> Value {
-        let (op, payload) = self.next_frame(Instant::now() + WAIT).await.expect("a frame, not the end of the stream");
-        assert_eq!(op, OP_TEXT, "expected a text frame");
-        serde_json::from_slice(&payload).expect("JSON frame")
-    }
-
-    /// Reads everything left up to the close frame: the `new-message` seqs (in arrival
-    /// order), how many text frames there were, and the close code (`None` when the
-    /// stream ended without a close frame).
-    async fn drain_until_close(&mut self) -> (Vec<i64>, usize, Option<u16>) {
-        let deadline = Instant::now() + WAIT;
-        let (mut seqs, mut texts) = (Vec::new(), 0);
-        while let Some((op, payload)) = self.next_frame(deadline).await {
-            match op {
-                OP_TEXT => {
-                    texts += 1;
-                    let event: Value = serde_json::from_slice(&payload).expect("JSON frame");
-                    if event["event"] == "new-message" {
-                        seqs.push(seq_of(&event["data"]["message"]));
-                    }
-                }
-                OP_CLOSE => {
-                    let code = (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
-                    return (seqs, texts, code);
-                }
-                _ => {} // pings: this client never answers
-            }
-        }
-        (seqs, texts, None)
-    }
-}
-
-/// FIN + text opcode, mask bit, the payload length, a 4-byte mask, the masked payload.
-fn masked_text_frame(payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-    let mut frame = vec![0x80 | OP_TEXT];
-    match payload.len() {
-        n if n < 126 => frame.push(0x80 | n as u8),
-        n if n <= usize::from(u16::MAX) => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    frame
-}
-
-/// Header length and payload length of the (unmasked, server-sent) frame at the start of
-/// `buf`, once the header is complete.
-fn frame_header(buf: &[u8]) -> Option<(usize, usize)> {
-    if buf.len() < 2 {
-        return None;
-    }
-    assert_eq!(buf[1] & 0x80, 0, "server frames are never masked");
-    match buf[1] & 0x7f {
-        126 if buf.len() >= 4 => Some((4, usize::from(u16::from_be_bytes([buf[2], buf[3]])))),
-        127 if buf.len() >= 10 => Some((10, u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize)),
-        126 | 127 => None,
-        n => Some((2, usize::from(n))),
-    }
-}
-
-#[test]
-fn the_frame_encoder_masks_and_sizes_frames_as_rfc_6455_says() {
-    // RFC 6455 §5.7: a masked "Hello".
-    let frame = masked_text_frame(b"Hello", [0x37, 0xfa, 0x21, 0x3d]);
-    assert_eq!(frame, [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
-    let long = masked_text_frame(&[0; 300], [0; 4]);
-    assert_eq!(&long[..4], [0x81, 0x80 | 126, 0x01, 0x2c]);
-    assert_eq!(frame_header(&[0x81, 0x05]), Some((2, 5)));
-    assert_eq!(frame_header(&[0x81, 126, 0x01, 0x2c]), Some((4, 300)));
-    assert_eq!(frame_header(&[0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]), Some((10, 65536)));
-}
 
 /// The most `new-message` frames that can ever reach a client that stopped reading:
 /// its outbox, the frame the session is writing, actix-ws's channel, then bytes: the
@@ -352,25 +198,12 @@ async fn a_client_that_stops_reading_is_closed_with_4009_while_others_get_everyt
 
 // ---- the real binary: the server's memory while a slow consumer is blasted -------------
 
-const BIN: &str = env!("CARGO_BIN_EXE_missive");
 /// Message content posted in the binary variant: 64 MiB in all, in messages of 64 KiB;
 /// were it queued for the slow client, the server would grow by about as much.
 const BIG_CHARS: usize = 64 * 1024;
 const BIG_TOTAL: usize = 1024;
 const BIG_POSTERS: usize = 3;
 const RSS_GROWTH_LIMIT_KIB: u64 = 32 * 1024;
-
-/// A `missive` process with the caller's MISSIVE_* variables removed.
-fn missive(data_dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("MISSIVE_") || key == "DATABASE_URL" {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("MISSIVE_DATA_DIR", data_dir).env("RUST_LOG", "info").env("NO_COLOR", "1");
-    cmd
-}
 
 /// A running `missive serve`, killed on drop.
 struct Server {
@@ -415,12 +248,6 @@ fn start_server(data_dir: &Path) -> Server {
     server
 }
 
-fn token_for(data_dir: &Path, user: &str) -> String {
-    let out = missive(data_dir).args(["token", user]).output().expect("missive token");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
-}
-
 /// REST calls to the binary as one user.
 struct Rest {
     client: awc::Client,
@@ -454,19 +281,6 @@ impl Rest {
         assert_eq!(status, StatusCode::OK, "{body}");
         body["online"].as_array().expect("online").iter().any(|u| u == user)
     }
-}
-
-/// `VmRSS` and `VmHWM` (peak) of a process, in KiB.
-fn memory_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/<pid>/status");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 #[actix_web::test]
