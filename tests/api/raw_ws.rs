@@ -178,4 +178,3 @@ pub(crate) fn memory_kib(pid: u32) -> (u64, u64) {
     };
     (field("VmRSS:"), field("VmHWM:"))
 }
-
