@@ -28,6 +28,9 @@ pub enum ApiError {
     /// 415: the body is not `application/json`.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// 405: the path exists, not with this method; `allow` lists those it has.
+    #[error("method not allowed; this path accepts {allow}")]
+    MethodNotAllowed { allow: String },
     /// 409: the request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
@@ -46,7 +49,8 @@ pub enum ApiError {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// `unauthorized`, `forbidden`, `not_found`, `validation_failed`, `payload_too_large`,
-    /// `unsupported_media_type`, `conflict`, `rate_limited`, `unavailable`, `internal`.
+    /// `unsupported_media_type`, `method_not_allowed`, `conflict`, `rate_limited`,
+    /// `unavailable`, `internal`.
     pub error: String,
     pub message: String,
 }
@@ -60,6 +64,7 @@ impl ApiError {
             Self::Validation(_) => "validation_failed",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Conflict(_) => "conflict",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
@@ -81,6 +86,7 @@ impl ResponseError for ApiError {
             Self::Validation(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -97,6 +103,9 @@ impl ResponseError for ApiError {
         let mut res = HttpResponse::build(self.status_code());
         if let Self::Unauthorized(_) = self {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if let Self::MethodNotAllowed { allow } = self {
+            res.insert_header((header::ALLOW, allow.as_str()));
         }
         if let Self::Unavailable(_) = self {
             res.insert_header((header::RETRY_AFTER, "1"));

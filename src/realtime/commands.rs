@@ -70,6 +70,7 @@ impl<G: Gatekeeper> Session<G> {
                 match Box::pin(self.replay(&chat, since, last_seq)).await? {
                     Some((floor, resync)) => {
                         self.floors.insert(chat_id.clone(), floor);
+                        self.tell_typists(&chat).await?;
                         let last_seq = Some(floor);
                         return Ok(ServerEvent::ChatJoined(ChatJoined {
                             chat_id,
@@ -136,6 +137,22 @@ impl<G: Gatekeeper> Session<G> {
             more = page.more && floor < last_seq;
         }
         Ok(Some((floor.max(last_seq), false)))
+    }
+
+    /// A joining connection missed the starts of the typing spells under way: it is told
+    /// of them as if they started now (their ends come live).
+    async fn tell_typists(&mut self, chat: &ChatId) -> Result<(), Ending> {
+        let mut typists = self.gate.typists(chat);
+        typists.retain(|t| *t != self.conn.user);
+        for typist in typists {
+            let event = ServerEvent::UserTyping(UserTyping {
+                chat_id: chat.to_string(),
+                user_id: typist.to_string(),
+                is_typing: true,
+            });
+            self.send(event.encode()).await?;
+        }
+        Ok(())
     }
 
     fn refresh(&mut self, token: &str) -> ServerEvent {

@@ -1,6 +1,7 @@
 //! Push. `protocol` is the WebSocket contract as types, `hub` the registry of open
 //! connections and their subscriptions, `publisher` the one entry point through which
-//! committed changes become events, `session` the task that owns one socket.
+//! committed changes become events, `session` the task that owns one socket, `wire` the
+//! framing every socket shares (limits, reassembly, close codes).
 //!
 //! Nothing here touches the database: what a session needs to know about chats it asks
 //! through the `Gatekeeper` trait, implemented by the routes layer.
@@ -11,6 +12,7 @@ pub mod protocol;
 pub mod publisher;
 pub mod session;
 pub mod typing;
+pub mod wire;
 
 pub use hub::{ConnHandle, Hub, Outbound};
 pub use publisher::{Audience, ChatOrder, Publisher};

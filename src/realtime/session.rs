@@ -2,7 +2,7 @@
 //! token expiry, client frames, the outbox and the heartbeat. The loop evaluates to the
 //! close reason; registration and cleanup happen in one place, `run`.
 
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError};
+use actix_ws::{CloseCode, CloseReason};
 use bytestring::ByteString;
 use futures_util::FutureExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::hub::{ConnHandle, Hub, Outbound};
 use super::protocol::*;
+use super::wire::{self, Frames, Inbound, WireError};
 use crate::domain::{ChatId, UserId};
 
 /// A write to a client that takes longer than this marks it as a slow consumer.
@@ -52,6 +53,8 @@ pub trait Gatekeeper {
         after: i64,
         limit: usize,
     ) -> impl Future<Output = Result<Option<ReplayPage>, String>>;
+    /// Who is typing in `chat` right now.
+    fn typists(&self, chat: &ChatId) -> Vec<UserId>;
     /// Verifies a token sent with `refresh-token`: its user and `exp` (Unix seconds).
     fn verify_token(&self, token: &str) -> Result<(UserId, u64), String>;
     /// The user's first connection opened.
@@ -103,7 +106,7 @@ pub(super) struct Session<G> {
 #[allow(clippy::too_many_arguments)]
 pub async fn run<G: Gatekeeper>(
     ws: actix_ws::Session,
-    mut stream: AggregatedMessageStream,
+    mut stream: Frames,
     hub: Arc<Hub>,
     gate: G,
     cfg: SessionConfig,
@@ -200,7 +203,7 @@ impl Drop for Registration {
 impl<G: Gatekeeper> Session<G> {
     async fn drive(
         &mut self,
-        stream: &mut AggregatedMessageStream,
+        stream: &mut Frames,
         rx: &mut mpsc::Receiver<Arc<Outbound>>,
         shutdown: &CancellationToken,
     ) -> Result<Infallible, Ending> {
@@ -244,11 +247,11 @@ impl<G: Gatekeeper> Session<G> {
     }
 
     /// `Err` ends the loop with that reason.
-    async fn on_client_message(&mut self, msg: Option<Result<AggregatedMessage, ProtocolError>>) -> Result<(), Ending> {
+    async fn on_client_message(&mut self, msg: Option<Result<Inbound, WireError>>) -> Result<(), Ending> {
         // Every frame a client chooses to send counts, control frames too: a ping costs
         // the server a pong, and a flood of them must end like any other flood.
         if let Some(Ok(frame)) = &msg
-            && !matches!(frame, AggregatedMessage::Close(_))
+            && !matches!(frame, Inbound::Close(_))
         {
             if self.frames.check().is_ok() {
                 self.strikes = 0;
@@ -257,7 +260,7 @@ impl<G: Gatekeeper> Session<G> {
                 if self.strikes > self.cfg.abuse_limit {
                     return Err(closing(CLOSE_RATE_LIMITED, "rate limited"));
                 }
-                if matches!(frame, AggregatedMessage::Ping(_) | AggregatedMessage::Pong(_)) {
+                if matches!(frame, Inbound::Ping(_) | Inbound::Pong(_)) {
                     return Ok(());
                 }
                 let err = FrameError {
@@ -271,8 +274,8 @@ impl<G: Gatekeeper> Session<G> {
         }
         match msg {
             None => Err(None),
-            Some(Ok(AggregatedMessage::Text(text))) => self.on_text(&text).await,
-            Some(Ok(AggregatedMessage::Binary(_))) => {
+            Some(Ok(Inbound::Text(text))) => self.on_text(&text).await,
+            Some(Ok(Inbound::Binary(_))) => {
                 let err = FrameError {
                     code: "unsupported_frame",
                     message: "binary frames are not supported; send JSON text".into(),
@@ -281,22 +284,14 @@ impl<G: Gatekeeper> Session<G> {
                 };
                 self.reply_error(err).await
             }
-            Some(Ok(AggregatedMessage::Ping(bytes))) => self.ws.pong(&bytes).await.map_err(|_| None),
-            Some(Ok(AggregatedMessage::Pong(_))) => Ok(()),
-            Some(Ok(AggregatedMessage::Close(reason))) => Err(reason.or_else(|| closing(CloseCode::Normal, ""))),
-            Some(Err(ProtocolError::Overflow)) => Err(closing(CloseCode::Size, "frame too large")),
-            // actix-ws reports invalid UTF-8 in a text message as InvalidData, and a
-            // fragmented message over the limit as an `Other` I/O error naming the
-            // continuation size: give each its specific close code.
-            Some(Err(ProtocolError::Io(e))) if e.kind() == std::io::ErrorKind::InvalidData => {
-                Err(closing(CloseCode::Invalid, "text frames must be UTF-8"))
-            }
-            Some(Err(ProtocolError::Io(e))) if e.to_string().contains("continuation size") => {
-                Err(closing(CloseCode::Size, "message too large"))
-            }
+            // The payload comes back as it was (RFC 6455 §5.5.3).
+            Some(Ok(Inbound::Ping(bytes))) => self.ws.pong(&bytes).await.map_err(|_| None),
+            Some(Ok(Inbound::Pong(_))) => Ok(()),
+            // The client's close code is echoed (§5.5.1).
+            Some(Ok(Inbound::Close(reason))) => Err(reason.or_else(|| closing(CloseCode::Normal, ""))),
             Some(Err(e)) => {
-                tracing::debug!(conn = self.conn.id, error = %e, "websocket protocol error");
-                Err(closing(CloseCode::Protocol, "protocol error"))
+                tracing::debug!(conn = self.conn.id, error = ?e, "websocket framing error");
+                Err(wire::close_for(&e))
             }
         }
     }

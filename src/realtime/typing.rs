@@ -68,6 +68,13 @@ impl Typing {
         tokio::spawn(self.clone().expire(key, wake));
     }
 
+    /// Who is typing in `chat` now, for a connection that just joined it (it missed the
+    /// starts of their spells). A scan of the current spells: they last seconds and there
+    /// are as many as people typing right now on this node.
+    pub fn typists(&self, chat: &ChatId) -> Vec<UserId> {
+        self.spells.iter().filter(|e| e.key().0 == *chat).map(|e| e.key().1.clone()).collect()
+    }
+
     /// Ends every typing spell of `user` now (they went offline or left).
     pub fn clear_user(&self, user: &UserId, chat: Option<&ChatId>) {
         let keys: Vec<Key> = self

@@ -24,7 +24,7 @@ pub struct CreateChat {
 /// POST /v1/messaging/chats
 #[utoipa::path(post, path = "/v1/messaging/chats", tag = "chats", request_body = CreateChat,
     description = "Creates a chat. Pushes `chat-created` to every connection of every participant.",
-    responses((status = 201, description = "The new chat", body = ChatView), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 429, description = "Too many requests of this kind; see Retry-After", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
+    responses((status = 201, description = "The new chat", body = ChatView), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn create_chat(
     state: web::Data<AppState>,
     user: AuthUser,

@@ -63,7 +63,7 @@ async fn apply(
 #[utoipa::path(patch, path = "/v1/messaging/chats/{chat_id}/messages/{message_id}", tag = "messages",
     params(("chat_id" = String, Path, description = "Chat id (`chat_…`)"), ("message_id" = String, Path, description = "Message id (`msg_…`)")), request_body = EditMessage, description = "Pushes `message-updated`.",
     responses((status = 200, description = "The edited message", body = MessageView), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 403, description = "Not the sender", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody),
-        (status = 409, description = "The message was deleted", body = ErrorBody), (status = 429, description = "Too many requests of this kind; see Retry-After", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
+        (status = 409, description = "The message was deleted", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn edit_message(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -79,7 +79,7 @@ pub async fn edit_message(
 /// DELETE /v1/messaging/chats/{chat_id}/messages/{message_id}
 #[utoipa::path(delete, path = "/v1/messaging/chats/{chat_id}/messages/{message_id}", tag = "messages",
     params(("chat_id" = String, Path, description = "Chat id (`chat_…`)"), ("message_id" = String, Path, description = "Message id (`msg_…`)")), description = "Keeps the `seq`, drops content and attachments. Pushes `message-deleted`.",
-    responses((status = 204, description = "Deleted"), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 403, description = "Not the sender", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 429, description = "Too many requests of this kind; see Retry-After", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
+    responses((status = 204, description = "Deleted"), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 403, description = "Not the sender", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn delete_message(
     state: web::Data<AppState>,
     user: AuthUser,

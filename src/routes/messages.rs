@@ -72,9 +72,6 @@ impl PostMessage {
         (status = 201, description = "The stored message", body = MessageView),
         (status = 200, description = "A retry with a known `clientMessageId`: the original", body = MessageView),
         (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 429, description = "Posting too fast; see Retry-After", body = ErrorBody),
         (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn post_message(
     state: web::Data<AppState>,

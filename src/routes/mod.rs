@@ -70,8 +70,41 @@ pub fn configure_operations(cfg: &mut web::ServiceConfig) {
     cfg.route("/metrics", web::get().to(health::render_metrics)).default_service(web::to(no_route));
 }
 
+/// A path of the URL table asked with another method is a 405 naming the methods it has
+/// (RFC 9110 §15.5.6); any other path is a 404.
 async fn no_route(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::NotFound(format!("no route for {} {}", req.method(), req.path())))
+    let allowed = methods_of(req.path());
+    if allowed.is_empty() {
+        return Err(ApiError::NotFound(format!("no route for {} {}", req.method(), req.path())));
+    }
+    Err(ApiError::MethodNotAllowed { allow: allowed.join(", ") })
+}
+
+/// The methods the URL table has for `path` (patterns compiled once).
+fn methods_of(path: &str) -> Vec<&'static str> {
+    static TABLE: std::sync::OnceLock<Vec<(actix_web::dev::ResourceDef, &'static str)>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        ROUTES.iter().map(|(method, pattern)| (actix_web::dev::ResourceDef::new(*pattern), upper(method))).collect()
+    });
+    let mut methods: Vec<&'static str> = Vec::new();
+    for (def, method) in table {
+        if def.is_match(path) && !methods.contains(method) {
+            methods.push(method);
+        }
+    }
+    methods
+}
+
+/// The URL table names methods as `web::` functions do.
+fn upper(method: &str) -> &'static str {
+    match method {
+        "get" => "GET",
+        "post" => "POST",
+        "put" => "PUT",
+        "patch" => "PATCH",
+        "delete" => "DELETE",
+        _ => "HEAD",
+    }
 }
 
 /// Runs `work` as its own task, so a client that disconnects mid-request cannot cancel

@@ -1,6 +1,7 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations, served at
 //! `/openapi.json` with Swagger UI at `/docs` (assets compiled in: nothing is fetched).
 
+use serde_json::{Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
@@ -37,7 +38,7 @@ use super::{chats, demo, edits, health, messages, participants, reads, ws};
         demo::get_demo_style,
         demo::create_dev_token,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &EveryOperation),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
@@ -49,6 +50,100 @@ impl Modify for BearerAuth {
         let scheme =
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build());
         doc.components.get_or_insert_with(Default::default).add_security_scheme("bearer", scheme);
+    }
+}
+
+/// Operations with a per-user rate limit (each handler takes from `limited::take`).
+const RATE_LIMITED: &[(&str, &str)] = &[
+    ("post", "/v1/messaging/chats"),
+    ("post", "/v1/messaging/chats/{chat_id}/messages"),
+    ("patch", "/v1/messaging/chats/{chat_id}/messages/{message_id}"),
+    ("delete", "/v1/messaging/chats/{chat_id}/messages/{message_id}"),
+    ("post", "/v1/messaging/chats/{chat_id}/read"),
+    ("post", "/v1/messaging/chats/{chat_id}/typing"),
+    ("post", "/v1/messaging/chats/{chat_id}/participants"),
+    ("delete", "/v1/messaging/chats/{chat_id}/participants/{user_id}"),
+];
+
+/// What the server answers on many operations, added in one place so that no operation
+/// can forget it: 400, 413 and 415 wherever there is a JSON body, 429 and the
+/// `X-RateLimit-*` headers wherever a rate applies, and the links that take the ids of
+/// a created chat or message to the operations that use them (stateful clients and
+/// testers follow them). Written as JSON, the document's own language.
+struct EveryOperation;
+
+impl Modify for EveryOperation {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let Ok(mut value) = serde_json::to_value(&*doc) else { return };
+        let error = json!({"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}});
+        let allowance = json!({
+            "X-RateLimit-Limit": {"description": "Requests allowed back to back", "schema": {"type": "integer"}},
+            "X-RateLimit-Remaining": {"description": "Requests left now", "schema": {"type": "integer"}},
+            "X-RateLimit-Reset": {"description": "Seconds until the full allowance is back", "schema": {"type": "integer"}},
+        });
+        let Some(paths) = value["paths"].as_object_mut() else { return };
+        for (path, item) in paths.iter_mut() {
+            let Some(item) = item.as_object_mut() else { continue };
+            for (method, op) in item.iter_mut() {
+                let has_body = op.get("requestBody").is_some();
+                let responses = &mut op["responses"];
+                if has_body {
+                    for (status, text) in [
+                        ("400", "Invalid request"),
+                        ("413", "Body larger than the limit (256 KiB by default)"),
+                        ("415", "The body is not `application/json`"),
+                    ] {
+                        if responses.get(status).is_none() {
+                            responses[status] = json!({"description": text, "content": error});
+                        }
+                    }
+                }
+                if RATE_LIMITED.contains(&(method.as_str(), path.as_str())) {
+                    let mut headers = allowance.clone();
+                    headers["Retry-After"] = json!({"description": "Seconds to wait", "schema": {"type": "integer"}});
+                    responses["429"] = json!({"description": "Too many requests of this kind; see Retry-After",
+                        "headers": headers, "content": error});
+                    for (status, response) in responses.as_object_mut().into_iter().flatten() {
+                        if status.starts_with('2') {
+                            response["headers"] = allowance.clone();
+                        }
+                    }
+                }
+            }
+        }
+        add_links(&mut value);
+        if let Ok(patched) = serde_json::from_value(value) {
+            *doc = patched;
+        }
+    }
+}
+
+/// The ids a created chat or message hands to the operations that use them.
+fn add_links(doc: &mut Value) {
+    let chat = "$response.body#/id";
+    let chat_links = json!({
+        "GetChat": {"operationId": "get_chat", "parameters": {"chat_id": chat}},
+        "PostMessage": {"operationId": "post_message", "parameters": {"chat_id": chat}},
+        "ListMessages": {"operationId": "list_messages", "parameters": {"chat_id": chat}},
+        "MarkRead": {"operationId": "mark_read", "parameters": {"chat_id": chat}},
+        "SetTyping": {"operationId": "set_typing", "parameters": {"chat_id": chat}},
+        "GetPresence": {"operationId": "get_presence", "parameters": {"chat_id": chat}},
+        "AddParticipants": {"operationId": "add_participants", "parameters": {"chat_id": chat}},
+        "RemoveSelf": {"operationId": "remove_participant",
+            "parameters": {"chat_id": chat, "user_id": "$response.body#/createdBy"}},
+    });
+    let message = json!({"chat_id": "$response.body#/chatId", "message_id": "$response.body#/id"});
+    let message_links = json!({
+        "EditMessage": {"operationId": "edit_message", "parameters": message},
+        "DeleteMessage": {"operationId": "delete_message", "parameters": message},
+    });
+    let paths = &mut doc["paths"];
+    paths["/v1/messaging/chats"]["post"]["responses"]["201"]["links"] = chat_links;
+    for status in ["200", "201"] {
+        let response = &mut paths["/v1/messaging/chats/{chat_id}/messages"]["post"]["responses"][status];
+        if response.is_object() {
+            response["links"] = message_links.clone();
+        }
     }
 }
 

@@ -24,7 +24,7 @@ pub struct AddParticipants {
 #[utoipa::path(post, path = "/v1/messaging/chats/{chat_id}/participants", tag = "chats", params(("chat_id" = String, Path, description = "Chat id (`chat_…`)")),
     request_body = AddParticipants,
     description = "Pushes `participant-added` to the chat and `chat-created` to the newcomers.",
-    responses((status = 200, description = "The chat", body = ChatView), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 409, description = "The chat would have more than 1,000 participants", body = ErrorBody), (status = 429, description = "Too many requests of this kind; see Retry-After", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
+    responses((status = 200, description = "The chat", body = ChatView), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 409, description = "The chat would have more than 1,000 participants", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn add_participants(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -68,7 +68,7 @@ pub async fn add_participants(
     params(("chat_id" = String, Path, description = "Chat id (`chat_…`)"), ("user_id" = String, Path, description = "The participant to remove")),
     description = "Pushes `participant-removed`; the removed user's sockets stop receiving the chat at once.",
     responses((status = 204, description = "Removed"), (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Only the creator removes others", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 429, description = "Too many requests of this kind; see Retry-After", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
+        (status = 403, description = "Only the creator removes others", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn remove_participant(
     state: web::Data<AppState>,
     user: AuthUser,

@@ -35,7 +35,7 @@ pub struct ReadReply {
     request_body = MarkRead,
     description = "Moves the caller's read marker forward (never back). Pushes `message-read` to the chat and \
         `unread-count-updated` to the caller's connections.",
-    responses((status = 200, description = "The marker after the call", body = ReadReply), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 429, description = "Too many requests of this kind; see Retry-After", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
+    responses((status = 200, description = "The marker after the call", body = ReadReply), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn mark_read(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -93,7 +93,7 @@ pub struct SetTyping {
 #[utoipa::path(post, path = "/v1/messaging/chats/{chat_id}/typing", tag = "read state", params(("chat_id" = String, Path, description = "Chat id (`chat_…`)")),
     request_body = SetTyping,
     description = "Pushes `user-typing` to the chat's other joined connections when a typing spell starts or ends.",
-    responses((status = 204, description = "Recorded"), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 429, description = "Too many requests of this kind; see Retry-After", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
+    responses((status = 204, description = "Recorded"), (status = 400, description = "Invalid request", body = ErrorBody), (status = 401, description = "Missing or invalid token", body = ErrorBody), (status = 404, description = "No such chat, or the caller is not a participant", body = ErrorBody), (status = 503, description = "Database unavailable; nothing was written", body = ErrorBody)))]
 pub async fn set_typing(
     state: web::Data<AppState>,
     user: AuthUser,

@@ -9,6 +9,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::realtime::Audience;
 use crate::realtime::ReplayPage;
 use crate::realtime::protocol::{MessageEvent, ServerEvent, UserOffline, UserOnline};
+use crate::realtime::wire::Frames;
 use crate::realtime::{Gatekeeper, SessionConfig, session};
 use crate::state::AppState;
 use crate::views::MessageView;
@@ -35,8 +36,7 @@ pub async fn open_socket(
     let verified = state.auth.verify(&token).map_err(ApiError::Unauthorized)?;
     let (response, ws, stream) =
         actix_ws::handle(&req, body).map_err(|e| ApiError::Validation(format!("expected a WebSocket upgrade: {e}")))?;
-    let max = state.settings.max_frame_bytes;
-    let stream = stream.max_frame_size(max).aggregate_continuations().max_continuation_size(max);
+    let stream = Frames::new(stream, state.settings.max_frame_bytes);
     let cfg = SessionConfig {
         heartbeat: Duration::from_millis(state.settings.heartbeat_interval_ms.max(10)),
         outbox_capacity: state.settings.outbox_capacity,
@@ -139,6 +139,10 @@ impl Gatekeeper for DbGate {
             })
             .collect();
         Ok(Some(ReplayPage { frames, more: page.has_more }))
+    }
+
+    fn typists(&self, chat: &ChatId) -> Vec<UserId> {
+        self.state.typing.typists(chat)
     }
 
     fn verify_token(&self, token: &str) -> Result<(UserId, u64), String> {

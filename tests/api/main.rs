@@ -29,3 +29,4 @@ mod security_scope;
 mod slow_consumer;
 mod typing_presence;
 mod websocket;
+mod ws_frames;

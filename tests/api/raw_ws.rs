@@ -19,8 +19,13 @@ pub(crate) const SLOW_RCVBUF: u32 = 16 * 1024;
 pub(crate) const WS_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 pub(crate) const WS_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 
+pub(crate) const OP_CONTINUATION: u8 = 0x0;
 pub(crate) const OP_TEXT: u8 = 0x1;
 pub(crate) const OP_CLOSE: u8 = 0x8;
+pub(crate) const OP_PING: u8 = 0x9;
+pub(crate) const OP_PONG: u8 = 0xA;
+/// The FIN bit of a frame's first byte: the last (or only) fragment of a message.
+pub(crate) const FIN: u8 = 0x80;
 
 /// A client-side WebSocket over a raw TCP socket that reads only when told to.
 pub(crate) struct RawWs {
@@ -66,6 +71,12 @@ impl RawWs {
     /// Sends a masked text frame (clients must mask, RFC 6455 §5.3).
     pub(crate) async fn send_text(&mut self, text: &str) {
         let frame = masked_text_frame(text.as_bytes(), [0x37, 0xfa, 0x21, 0x3d]);
+        self.stream.write_all(&frame).await.expect("send a frame");
+    }
+
+    /// Sends one hand-made frame (see `masked_frame`).
+    pub(crate) async fn send_frame(&mut self, first: u8, payload: &[u8]) {
+        let frame = masked_frame(first, payload, [0x12, 0x34, 0x56, 0x78]);
         self.stream.write_all(&frame).await.expect("send a frame");
     }
 
@@ -122,7 +133,13 @@ impl RawWs {
 
 /// FIN + text opcode, mask bit, the payload length, a 4-byte mask, the masked payload.
 pub(crate) fn masked_text_frame(payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-    let mut frame = vec![0x80 | OP_TEXT];
+    masked_frame(0x80 | OP_TEXT, payload, mask)
+}
+
+/// Any client frame: `first` is the first byte as sent (FIN, RSV bits and opcode, valid
+/// or not), then the mask bit, the payload length, the mask and the masked payload.
+pub(crate) fn masked_frame(first: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    let mut frame = vec![first];
     match payload.len() {
         n if n < 126 => frame.push(0x80 | n as u8),
         n if n <= usize::from(u16::MAX) => {

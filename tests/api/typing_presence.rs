@@ -8,6 +8,7 @@ use crate::helpers::{Backend, spawn_app, spawn_app_with};
 crate::both_backends!(
     typing_is_pushed_to_the_other_joined_connections_once_per_spell,
     a_quiet_typist_lapses_to_false_by_itself,
+    a_connection_joining_mid_spell_is_told_who_is_typing,
     a_typist_who_disconnects_stops_typing,
     outsiders_cannot_type,
     presence_is_announced_on_first_connect_and_last_disconnect_to_contacts_only,
@@ -40,6 +41,24 @@ async fn typing_is_pushed_to_the_other_joined_connections_once_per_spell(backend
     assert_eq!(bob.expect("user-typing").await["data"]["isTyping"], false);
     app.post(&typing(&chat), "alice", json!({"isTyping": false})).await;
     bob.expect_nothing_pending().await;
+}
+
+async fn a_connection_joining_mid_spell_is_told_who_is_typing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let chat = app.create_chat("alice", &["bob"]).await;
+    app.post(&typing(&chat), "alice", json!({"isTyping": true})).await;
+    // Bob opens the chat after alice started typing: he learns it on joining.
+    let mut bob = app.ws("bob").await;
+    bob.send_json(json!({"event": "join-chat", "data": {"chatId": chat}})).await;
+    let typing_now = bob.expect("user-typing").await;
+    assert_eq!(typing_now["data"], json!({"chatId": chat, "userId": "alice", "isTyping": true}));
+    bob.expect("chat-joined").await;
+    // Alice's own other device is not told about herself.
+    let mut alice = app.ws("alice").await;
+    alice.join(&chat).await;
+    alice.expect_nothing_pending().await;
+    app.post(&typing(&chat), "alice", json!({"isTyping": false})).await;
+    assert_eq!(bob.expect("user-typing").await["data"]["isTyping"], false);
 }
 
 async fn a_quiet_typist_lapses_to_false_by_itself(backend: Backend) {
