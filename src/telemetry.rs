@@ -91,8 +91,7 @@ pub fn route_label(pattern: Option<String>) -> String {
 pub fn init(format: &str) {
     // actix-http's codec logs a client's fragmented control frame at ERROR (its only log
     // line): a client's mistake, already answered with close 1002, is not our error.
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,actix_http::ws::codec=off"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,actix_http::ws::codec=off"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     // A second init (tests) is harmless: the first subscriber stays.
     let _ = if format.eq_ignore_ascii_case("json") {

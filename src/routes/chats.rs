@@ -93,10 +93,16 @@ pub async fn list_chats(
     }))
 }
 
-/// Cursors are `<updated_at millis>.<chat id>` of the last chat of the previous page.
+/// Cursors are `<updated_at millis>.<chat id>` of the last chat of the previous page:
+/// an optional minus and 1-18 digits (always an `i64`), as the OpenAPI document says.
 fn parse_cursor(s: &str) -> Result<(i64, ChatId), ApiError> {
+    let millis = |at: &str| {
+        let digits = at.strip_prefix('-').unwrap_or(at);
+        let ok = (1..=18).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+        ok.then(|| at.parse().ok()).flatten()
+    };
     s.split_once('.')
-        .and_then(|(at, id)| Some((at.parse().ok()?, ChatId::parse(id)?)))
+        .and_then(|(at, id)| Some((millis(at)?, ChatId::parse(id)?)))
         .ok_or_else(|| ApiError::Validation("before is not a cursor returned as nextCursor".into()))
 }
 

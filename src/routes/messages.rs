@@ -103,7 +103,8 @@ pub struct HistoryQuery {
     limit: Option<i64>,
     /// Messages with a smaller `seq` (the newest `limit` of them).
     before: Option<i64>,
-    /// Messages with a larger `seq` (the oldest `limit` of them).
+    /// Messages with a larger `seq` (the oldest `limit` of them). At most one of `before`
+    /// and `after` (400 for both: OpenAPI cannot say so).
     after: Option<i64>,
 }
 

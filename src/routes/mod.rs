@@ -11,6 +11,7 @@ mod messages;
 mod openapi;
 mod participants;
 mod reads;
+mod schema;
 mod ws;
 
 pub use openapi::ApiDoc;

@@ -38,7 +38,7 @@ use super::{chats, demo, edits, health, messages, participants, reads, ws};
         demo::get_demo_style,
         demo::create_dev_token,
     ),
-    modifiers(&BearerAuth, &EveryOperation),
+    modifiers(&BearerAuth),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
@@ -65,55 +65,57 @@ const RATE_LIMITED: &[(&str, &str)] = &[
     ("delete", "/v1/messaging/chats/{chat_id}/participants/{user_id}"),
 ];
 
+/// The document as served: generated from the handlers, then completed in JSON (utoipa's
+/// types cannot hold `anyOf` on an object schema, and its attributes take only literal
+/// patterns): what many operations answer (`answers_everywhere`), the rules of request
+/// values (`schema::constrain`) and the links between operations (`add_links`).
+pub fn document() -> Value {
+    let mut value = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    answers_everywhere(&mut value);
+    let missing = super::schema::constrain(&mut value);
+    debug_assert!(missing.is_empty(), "rules without a place: {missing:?}");
+    add_links(&mut value);
+    value
+}
+
 /// What the server answers on many operations, added in one place so that no operation
 /// can forget it: 400, 413 and 415 wherever there is a JSON body, 429 and the
-/// `X-RateLimit-*` headers wherever a rate applies, and the links that take the ids of
-/// a created chat or message to the operations that use them (stateful clients and
-/// testers follow them). Written as JSON, the document's own language.
-struct EveryOperation;
-
-impl Modify for EveryOperation {
-    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        let Ok(mut value) = serde_json::to_value(&*doc) else { return };
-        let error = json!({"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}});
-        let allowance = json!({
-            "X-RateLimit-Limit": {"description": "Requests allowed back to back", "schema": {"type": "integer"}},
-            "X-RateLimit-Remaining": {"description": "Requests left now", "schema": {"type": "integer"}},
-            "X-RateLimit-Reset": {"description": "Seconds until the full allowance is back", "schema": {"type": "integer"}},
-        });
-        let Some(paths) = value["paths"].as_object_mut() else { return };
-        for (path, item) in paths.iter_mut() {
-            let Some(item) = item.as_object_mut() else { continue };
-            for (method, op) in item.iter_mut() {
-                let has_body = op.get("requestBody").is_some();
-                let responses = &mut op["responses"];
-                if has_body {
-                    for (status, text) in [
-                        ("400", "Invalid request"),
-                        ("413", "Body larger than the limit (256 KiB by default)"),
-                        ("415", "The body is not `application/json`"),
-                    ] {
-                        if responses.get(status).is_none() {
-                            responses[status] = json!({"description": text, "content": error});
-                        }
-                    }
-                }
-                if RATE_LIMITED.contains(&(method.as_str(), path.as_str())) {
-                    let mut headers = allowance.clone();
-                    headers["Retry-After"] = json!({"description": "Seconds to wait", "schema": {"type": "integer"}});
-                    responses["429"] = json!({"description": "Too many requests of this kind; see Retry-After",
-                        "headers": headers, "content": error});
-                    for (status, response) in responses.as_object_mut().into_iter().flatten() {
-                        if status.starts_with('2') {
-                            response["headers"] = allowance.clone();
-                        }
+/// `X-RateLimit-*` headers wherever a rate applies.
+fn answers_everywhere(value: &mut Value) {
+    let error = json!({"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}});
+    let allowance = json!({
+        "X-RateLimit-Limit": {"description": "Requests allowed back to back", "schema": {"type": "integer"}},
+        "X-RateLimit-Remaining": {"description": "Requests left now", "schema": {"type": "integer"}},
+        "X-RateLimit-Reset": {"description": "Seconds until the full allowance is back", "schema": {"type": "integer"}},
+    });
+    let Some(paths) = value["paths"].as_object_mut() else { return };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else { continue };
+        for (method, op) in item.iter_mut() {
+            let has_body = op.get("requestBody").is_some();
+            let responses = &mut op["responses"];
+            if has_body {
+                for (status, text) in [
+                    ("400", "Invalid request"),
+                    ("413", "Body larger than the limit (256 KiB by default)"),
+                    ("415", "The body is not `application/json`"),
+                ] {
+                    if responses.get(status).is_none() {
+                        responses[status] = json!({"description": text, "content": error});
                     }
                 }
             }
-        }
-        add_links(&mut value);
-        if let Ok(patched) = serde_json::from_value(value) {
-            *doc = patched;
+            if RATE_LIMITED.contains(&(method.as_str(), path.as_str())) {
+                let mut headers = allowance.clone();
+                headers["Retry-After"] = json!({"description": "Seconds to wait", "schema": {"type": "integer"}});
+                responses["429"] = json!({"description": "Too many requests of this kind; see Retry-After",
+                    "headers": headers, "content": error});
+                for (status, response) in responses.as_object_mut().into_iter().flatten() {
+                    if status.starts_with('2') {
+                        response["headers"] = allowance.clone();
+                    }
+                }
+            }
         }
     }
 }
@@ -129,8 +131,6 @@ fn add_links(doc: &mut Value) {
         "SetTyping": {"operationId": "set_typing", "parameters": {"chat_id": chat}},
         "GetPresence": {"operationId": "get_presence", "parameters": {"chat_id": chat}},
         "AddParticipants": {"operationId": "add_participants", "parameters": {"chat_id": chat}},
-        "RemoveSelf": {"operationId": "remove_participant",
-            "parameters": {"chat_id": chat, "user_id": "$response.body#/createdBy"}},
     });
     let message = json!({"chat_id": "$response.body#/chatId", "message_id": "$response.body#/id"});
     let message_links = json!({
@@ -148,5 +148,5 @@ fn add_links(doc: &mut Value) {
 }
 
 pub fn swagger_ui() -> SwaggerUi {
-    SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi())
+    SwaggerUi::new("/docs/{_:.*}").external_url_unchecked("/openapi.json", document())
 }

@@ -14,12 +14,24 @@ use crate::realtime::Audience;
 use crate::realtime::protocol::{MessageRead, ServerEvent, UnreadCountUpdated};
 use crate::state::AppState;
 
-/// Exactly one of `seq` and `messageId`.
+/// Exactly one of `seq` and `messageId`, nothing else (not even the other one as null).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged, expecting = "exactly one of seq (>= 0) and messageId")]
+pub enum MarkRead {
+    Seq(ReadSeq),
+    Message(ReadMessage),
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadSeq {
+    seq: i64,
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct MarkRead {
-    seq: Option<i64>,
-    message_id: Option<String>,
+pub struct ReadMessage {
+    message_id: String,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -45,13 +57,13 @@ pub async fn mark_read(
     let chat = ChatId::parse(&path).ok_or_else(ApiError::chat_not_found)?;
     let allowance = limited::take(&state.limits.read, &user.id)?;
     let upto = match body.into_inner().0 {
-        MarkRead { seq: Some(seq), message_id: None } if seq >= 0 => ReadUpTo::Seq(seq),
-        MarkRead { seq: None, message_id: Some(id) } => {
-            MessageId::parse(&id)
+        MarkRead::Seq(ReadSeq { seq }) if seq >= 0 => ReadUpTo::Seq(seq),
+        MarkRead::Seq(_) => return Err(ApiError::Validation("seq must be >= 0".into())),
+        MarkRead::Message(ReadMessage { message_id }) => {
+            MessageId::parse(&message_id)
                 .ok_or_else(|| ApiError::Validation("messageId names no message of this chat".into()))?;
-            ReadUpTo::Message(id)
+            ReadUpTo::Message(message_id)
         }
-        _ => return Err(ApiError::Validation("send exactly one of seq (>= 0) and messageId".into())),
     };
     let reply = super::detached(async move {
         let _order = state.order.lock(&chat).await;

@@ -108,3 +108,17 @@ async fn real_responses_validate_against_the_document(backend: Backend) {
         check(&doc, "get", path, status, &body);
     }
 }
+
+#[actix_web::test]
+async fn a_known_path_with_another_method_is_a_405_naming_the_methods_it_has() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (status, headers, body) = app.call_with_headers("PUT", "/v1/messaging/chats", Some("alice"), None).await;
+    crate::helpers::assert_error(status, &body, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    assert_eq!(headers.get("allow").expect("Allow").to_str().unwrap(), "POST, GET");
+    let chat = format!("/v1/messaging/chats/chat_{}/messages/msg_{}", "0".repeat(32), "1".repeat(32));
+    let (status, headers, _) = app.call_with_headers("GET", &chat, Some("alice"), None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(headers.get("allow").expect("Allow").to_str().unwrap(), "PATCH, DELETE");
+    let (status, body) = app.call("PUT", "/v1/nothing/here", Some("alice"), None).await;
+    crate::helpers::assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+}
