@@ -9,12 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 echo_bin="$1"
 KOSOKU_VERSION=0.1.0
-venv="${MISSIVE_CI_CACHE:-$HOME/.cache/missive-ci}/kosoku-$KOSOKU_VERSION"
-if [ ! -x "$venv/bin/kosoku" ]; then
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "kosoku==$KOSOKU_VERSION"
-fi
+source .ci/venv.sh
+pinned_venv kosoku "$KOSOKU_VERSION"
 
 out=$(mktemp -d)
 echo_pid=""

@@ -7,12 +7,8 @@ cd "$(dirname "$0")/.."
 bin="$1"
 database_url="${2:-}"
 SCHEMATHESIS_VERSION=4.32.5
-venv="${MISSIVE_CI_CACHE:-$HOME/.cache/missive-ci}/schemathesis-$SCHEMATHESIS_VERSION"
-if [ ! -x "$venv/bin/schemathesis" ]; then
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
-fi
+source .ci/venv.sh
+pinned_venv schemathesis "$SCHEMATHESIS_VERSION"
 source .ci/server.sh
 secret=schemathesis-secret-schemathesis-secret-0123
 # Rates are lifted: the fuzzer sends thousands of requests as two users, and a 429 would
