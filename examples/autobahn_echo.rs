@@ -37,7 +37,7 @@ async fn echo(req: HttpRequest, body: web::Payload, max: web::Data<usize>) -> ac
                 Some(Ok(Inbound::Text(text))) => session.text(text).await,
                 Some(Ok(Inbound::Binary(bytes))) => session.binary(bytes).await,
                 Some(Ok(Inbound::Ping(bytes))) => session.pong(&bytes).await,
-                Some(Ok(Inbound::Pong(_))) => Ok(()),
+                Some(Ok(Inbound::Pong(_) | Inbound::Fragment)) => Ok(()),
                 Some(Ok(Inbound::Close(reason))) => break reason,
                 Some(Err(e)) => break wire::close_for(&e),
             };

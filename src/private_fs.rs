@@ -43,7 +43,13 @@ pub fn prepare_sqlite_file(path: &Path) -> io::Result<()> {
         Err(e) => return Err(e),
     }
     for file in [path.to_path_buf(), with_suffix(path, "-wal"), with_suffix(path, "-shm")] {
-        match fs::metadata(&file) {
+        // Not followed: in a shared directory a link could point our chmod (and SQLite's
+        // writes) at someone else's file.
+        match fs::symlink_metadata(&file) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let text = format!("{} is a symbolic link; refusing to use it", file.display());
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, text));
+            }
             Ok(meta) if meta.permissions().mode() & 0o777 != 0o600 => {
                 fs::set_permissions(&file, fs::Permissions::from_mode(0o600))?;
             }

@@ -8,6 +8,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
 use crate::config::{DatabaseKind, Settings};
@@ -64,6 +65,7 @@ impl Application {
             auth,
             settings: settings.clone(),
             shutdown: CancellationToken::new(),
+            sessions: TaskTracker::new(),
         });
         let app_state = state.clone();
         let max_body = settings.max_body_bytes;
@@ -159,9 +161,10 @@ impl Application {
         }
         tracing::info!("shutting down: closing WebSockets with 1001");
         self.state.shutdown.cancel();
-        let deadline = Instant::now() + CLOSE_GRACE;
-        while self.state.hub.connection_count() > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        // Each session ends once its close frame is sent (or its grace runs out).
+        self.state.sessions.close();
+        if tokio::time::timeout(CLOSE_GRACE, self.state.sessions.wait()).await.is_err() {
+            tracing::warn!(left = self.state.sessions.len(), "some sockets did not close in time");
         }
         // The server handles the stop command only while it is polled: drive both.
         let ((), result) = tokio::join!(handle.stop(true), server);

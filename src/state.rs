@@ -1,5 +1,6 @@
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
 use crate::config::Settings;
@@ -23,4 +24,6 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Cancelled on SIGTERM / Ctrl-C: every socket closes with 1001.
     pub shutdown: CancellationToken,
+    /// Every socket's task, so that shutdown waits for them to end (a drain, not a poll).
+    pub sessions: TaskTracker,
 }

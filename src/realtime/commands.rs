@@ -67,21 +67,23 @@ impl<G: Gatekeeper> Session<G> {
         }
         let refused = match self.gate.chat_position(&self.conn.user, &chat).await {
             Ok(Some(last_seq)) if self.hub.confirm(&self.conn, &chat) => {
-                match Box::pin(self.replay(&chat, since, last_seq)).await? {
-                    Some((floor, resync)) => {
+                if let Some((floor, resync)) = Box::pin(self.replay(&chat, since, last_seq)).await? {
+                    self.tell_typists(&chat).await?;
+                    // A removal may commit while a slow client takes the replay.
+                    if self.conn.is_member(&chat) {
                         self.floors.insert(chat_id.clone(), floor);
-                        self.tell_typists(&chat).await?;
                         let last_seq = Some(floor);
+                        let message = None;
                         return Ok(ServerEvent::ChatJoined(ChatJoined {
                             chat_id,
                             status: "success".into(),
                             last_seq,
-                            message: None,
+                            message,
                             resync,
                         }));
                     }
-                    None => fail("not_found", "chat not found"),
                 }
+                fail("not_found", "chat not found")
             }
             Ok(_) => fail("not_found", "chat not found"),
             Err(cause) => {
@@ -129,6 +131,11 @@ impl<G: Gatekeeper> Session<G> {
                 if bytes > self.cfg.replay_max_bytes {
                     return resync(floor);
                 }
+                // Written directly, not through `forward`: check the membership here too
+                // (a removal may commit while a slow client takes the page).
+                if !self.conn.is_member(chat) {
+                    return Ok(None);
+                }
                 sent += 1;
                 self.send(frame).await?;
                 floor = floor.max(seq);
@@ -145,6 +152,9 @@ impl<G: Gatekeeper> Session<G> {
         let mut typists = self.gate.typists(chat);
         typists.retain(|t| *t != self.conn.user);
         for typist in typists {
+            if !self.conn.is_member(chat) {
+                break;
+            }
             let event = ServerEvent::UserTyping(UserTyping {
                 chat_id: chat.to_string(),
                 user_id: typist.to_string(),
@@ -171,7 +181,9 @@ impl<G: Gatekeeper> Session<G> {
         }
     }
 
+    /// The connection's public name: random, so that it tells nothing about how many
+    /// connections the node accepted (its registry number stays in the logs).
     pub(super) fn socket_id(&self) -> String {
-        format!("conn_{}", self.conn.id)
+        format!("conn_{}", self.public_id)
     }
 }

@@ -4,6 +4,7 @@
 //!
 //! Lock discipline: a DashMap guard is never held while another map is touched or while
 //! anything is sent. Senders are copied out, the guard dropped, then the copies are used.
+//! The one nesting is `evict`'s: a chat's entry, then a connection's `joined` set.
 
 use bytestring::ByteString;
 use dashmap::DashMap;
@@ -242,21 +243,21 @@ impl Hub {
     }
 
     /// Unsubscribes every connection of `user` from `chat` (the user left or was removed).
+    /// Both records go in one step (the connection's membership inside the chat's map
+    /// entry): a `confirm` racing with it sees the membership gone, never a connection
+    /// removed from the chat but still confirmed. Lock order: a chat's entry, then a
+    /// connection's `joined`; nothing takes them the other way round.
     pub fn evict(&self, chat: &ChatId, user: &UserId) {
-        let mut evicted = Vec::new();
         self.chats.remove_if_mut(chat, |_, conns| {
             conns.retain(|_, c| {
                 let keep = c.user != *user;
                 if !keep {
-                    evicted.push(c.clone());
+                    c.joined_lock().remove(chat);
                 }
                 keep
             });
             conns.is_empty()
         });
-        for conn in evicted {
-            conn.joined_lock().remove(chat);
-        }
     }
 
     pub fn listen_all(&self, conn: &ConnHandle) {

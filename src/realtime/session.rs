@@ -100,6 +100,8 @@ pub(super) struct Session<G> {
     pub(super) frames: DefaultDirectRateLimiter,
     /// Rate-limited frames in a row.
     pub(super) strikes: u32,
+    /// The random part of `socketId`.
+    pub(super) public_id: String,
 }
 
 /// Runs a connection from the greeting to the close frame.
@@ -139,6 +141,7 @@ pub async fn run<G: Gatekeeper>(
         floors: HashMap::new(),
         frames: frame_limiter(cfg.frame_rate),
         strikes: 0,
+        public_id: uuid::Uuid::new_v4().simple().to_string(),
         cfg,
     };
     // A bug in one command must not take the connection's cleanup with it: the panic is
@@ -238,9 +241,7 @@ impl<G: Gatekeeper> Session<G> {
                     if self.last_seen.elapsed() >= period * 3 {
                         return Err(closing(CloseCode::Away, "heartbeat timeout"));
                     }
-                    if self.ws.ping(b"").await.is_err() {
-                        return Err(None);
-                    }
+                    self.send_control(true, b"").await?;
                 }
             }
         }
@@ -285,7 +286,9 @@ impl<G: Gatekeeper> Session<G> {
                 self.reply_error(err).await
             }
             // The payload comes back as it was (RFC 6455 §5.5.3).
-            Some(Ok(Inbound::Ping(bytes))) => self.ws.pong(&bytes).await.map_err(|_| None),
+            Some(Ok(Inbound::Ping(bytes))) => self.send_control(false, &bytes).await,
+            // A fragment of a message still arriving: counted above, nothing to do yet.
+            Some(Ok(Inbound::Fragment)) => Ok(()),
             Some(Ok(Inbound::Pong(_))) => Ok(()),
             // The client's close code is echoed (§5.5.1).
             Some(Ok(Inbound::Close(reason))) => Err(reason.or_else(|| closing(CloseCode::Normal, ""))),
@@ -336,9 +339,22 @@ impl<G: Gatekeeper> Session<G> {
     /// outbox overflowed meanwhile, is a slow consumer; one that is gone ends the loop
     /// without a close frame.
     pub(super) async fn send(&mut self, frame: ByteString) -> Result<(), Ending> {
+        let mut ws = self.ws.clone();
+        self.write(ws.text(frame)).await
+    }
+
+    /// Writes a control frame (ping, pong) under the same rules as `send`: a client that
+    /// stops reading cannot hold the loop in a pong it will never take.
+    async fn send_control(&mut self, ping: bool, payload: &[u8]) -> Result<(), Ending> {
+        let mut ws = self.ws.clone();
+        if ping { self.write(ws.ping(payload)).await } else { self.write(ws.pong(payload)).await }
+    }
+
+    /// Waits for a write to be taken, at most `WRITE_TIMEOUT`, and never past a kill.
+    async fn write(&self, written: impl Future<Output = Result<(), actix_ws::Closed>>) -> Result<(), Ending> {
         let slow = || closing(super::hub::CLOSE_SLOW_CONSUMER, "slow consumer");
         tokio::select! {
-            written = tokio::time::timeout(WRITE_TIMEOUT, self.ws.text(frame)) => match written {
+            written = tokio::time::timeout(WRITE_TIMEOUT, written) => match written {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(_closed)) => Err(None),
                 Err(_elapsed) => Err(slow()),

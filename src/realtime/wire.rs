@@ -22,6 +22,9 @@ pub enum Inbound {
     Ping(Bytes),
     Pong(Bytes),
     Close(Option<CloseReason>),
+    /// A fragment of a message not complete yet. Reported so that every frame a client
+    /// sends passes through its reader (rate limits count it), not only whole messages.
+    Fragment,
 }
 
 /// Why the client's stream cannot go on.
@@ -72,7 +75,7 @@ impl Frames {
                 Message::Close(reason) => Inbound::Close(reason),
                 Message::Continuation(item) => match self.fragment(item) {
                     Ok(Some(whole)) => whole,
-                    Ok(None) => continue,
+                    Ok(None) => Inbound::Fragment,
                     Err(e) => return Some(Err(e)),
                 },
                 Message::Nop => continue,

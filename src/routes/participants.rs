@@ -14,6 +14,10 @@ use crate::realtime::protocol::{ChatCreated, Participant, ServerEvent};
 use crate::state::AppState;
 use crate::views::ChatView;
 
+/// Each newcomer is one `participant-added` frame to every joined connection: a bound per
+/// request keeps one call from filling a member's outbox (1,024 frames) on its own.
+pub const MAX_ADDED_AT_ONCE: usize = 100;
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AddParticipants {
@@ -33,7 +37,11 @@ pub async fn add_participants(
 ) -> Result<HttpResponse, ApiError> {
     let chat = ChatId::parse(&path).ok_or_else(ApiError::chat_not_found)?;
     let allowance = limited::take(&state.limits.membership, &user.id)?;
-    let requested = Participants::parse(&user.id, body.into_inner().0.user_ids)?;
+    let user_ids = body.into_inner().0.user_ids;
+    if user_ids.len() > MAX_ADDED_AT_ONCE {
+        return Err(ApiError::Validation(format!("add at most {MAX_ADDED_AT_ONCE} participants at once")));
+    }
+    let requested = Participants::parse(&user.id, user_ids)?;
     let view = super::detached(async move {
         let _order = state.order.lock(&chat).await;
         let newcomers = &requested.as_slice()[1..];

@@ -114,8 +114,16 @@ pub async fn set_typing(
 ) -> Result<HttpResponse, ApiError> {
     let chat = ChatId::parse(&path).ok_or_else(ApiError::chat_not_found)?;
     let allowance = limited::take(&state.limits.typing, &user.id)?;
-    state.db.chat_position(&user.id, &chat).await?.ok_or_else(ApiError::chat_not_found)?;
-    state.typing.set(&chat, &user.id, body.into_inner().0.is_typing);
+    let is_typing = body.into_inner().0.is_typing;
+    // Under the chat's order, like the removal that clears a removed typist's spell: a
+    // removal cannot commit between this check and the spell it would have cleared.
+    super::detached(async move {
+        let _order = state.order.lock(&chat).await;
+        state.db.chat_position(&user.id, &chat).await?.ok_or_else(ApiError::chat_not_found)?;
+        state.typing.set(&chat, &user.id, is_typing);
+        Ok(())
+    })
+    .await?;
     Ok(limited::no_content(allowance))
 }
 

@@ -32,11 +32,12 @@ const I64_MAX: i64 = i64::MAX;
 /// would otherwise lose its rule silently: a unit test asserts there are none).
 pub fn constrain(doc: &mut Value) -> Vec<String> {
     let mut missing = Vec::new();
-    let user_ids = json!({"type": "array", "maxItems": MAX_OTHERS, "items": {"type": "string", "pattern": USER_ID}});
+    let user_ids =
+        |most: usize| json!({"type": "array", "maxItems": most, "items": {"type": "string", "pattern": USER_ID}});
     let schemas: [(&str, &str, Value); 10] = [
-        ("CreateChat", "participants", user_ids.clone()),
+        ("CreateChat", "participants", user_ids(MAX_OTHERS)),
         ("CreateChat", "name", json!({"minLength": 1, "maxLength": 200, "pattern": VISIBLE_TEXT})),
-        ("AddParticipants", "userIds", user_ids),
+        ("AddParticipants", "userIds", user_ids(super::participants::MAX_ADDED_AT_ONCE)),
         ("EditMessage", "content", json!({"minLength": 1, "maxLength": 10_000, "pattern": VISIBLE_TEXT})),
         ("PostMessage", "content", json!({"maxLength": 10_000, "pattern": NO_NUL})),
         ("PostMessage", "attachments", json!({"maxItems": 10})),

@@ -47,8 +47,9 @@ pub async fn open_socket(
         abuse_limit: state.settings.ws_abuse_limit,
     };
     let gate = DbGate { state: state.clone().into_inner() };
-    // The stream is !Send, so the session runs on this worker's local task set.
-    actix_web::rt::spawn(session::run(
+    // The stream is !Send, so the session runs on this worker's local task set; the
+    // tracker lets shutdown wait for it.
+    actix_web::rt::spawn(state.sessions.track_future(session::run(
         ws,
         stream,
         state.hub.clone(),
@@ -57,7 +58,7 @@ pub async fn open_socket(
         verified.user,
         verified.expires_at,
         state.shutdown.clone(),
-    ));
+    )));
     Ok(response)
 }
 

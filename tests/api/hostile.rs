@@ -816,72 +816,22 @@ async fn a_text_message_with_invalid_utf8_fails_only_that_connection(backend: Ba
 }
 
 async fn a_text_frame_with_invalid_utf8_fails_only_that_connection(backend: Backend) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use crate::raw_ws::{FIN, OP_CLOSE, OP_TEXT, RawWs};
 
     let app = spawn_app(backend).await;
     let chat_id = app.create_chat("alice", &["bob"]).await;
     let mut other = app.ws("alice").await;
 
     // A hand-made client: awc refuses to send a text frame that is not UTF-8.
-    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", app.port)).await.expect("connect");
-    let handshake = format!(
-        "GET /messaging?token={} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        token("alice"),
-        app.port
-    );
-    tcp.write_all(handshake.as_bytes()).await.expect("send handshake");
-    let mut received = Vec::new();
-    let deadline = tokio::time::Instant::now() + crate::helpers::WAIT;
-    // Read the 101 head.
-    let head_end = loop {
-        if let Some(i) = received.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let mut buf = [0u8; 4096];
-        let n = tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await.expect("101 in time").expect("read");
-        assert!(n > 0, "the server hung up during the handshake");
-        received.extend_from_slice(&buf[..n]);
-    };
-    let head = String::from_utf8_lossy(&received[..head_end]).into_owned();
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    received.drain(..head_end);
-
-    // One masked text frame whose payload is not UTF-8.
-    let payload: &[u8] = b"{\"event\":\"ping\",\"data\":{},\"ref\":\"\xc0\x80\"}";
-    let mask = [0x37u8, 0xfa, 0x21, 0x3d];
-    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    tcp.write_all(&frame).await.expect("send frame");
-
-    // Read server frames (unmasked, small) until the close frame.
-    let close_code = loop {
-        let parsed = (received.len() >= 2).then(|| {
-            let len = usize::from(received[1] & 0x7f);
-            assert!(len < 126, "unexpectedly long server frame");
-            (received[0] & 0x0f, len)
-        });
-        if let Some((opcode, len)) = parsed
-            && received.len() >= 2 + len
-        {
-            let body: Vec<u8> = received.drain(..2 + len).skip(2).collect();
-            match opcode {
-                0x8 => break (body.len() >= 2).then(|| u16::from_be_bytes([body[0], body[1]])),
-                0x1 => {
-                    let event: Value = serde_json::from_slice(&body).expect("JSON text frame");
-                    assert_eq!(event["event"], "connected", "only the greeting comes before the close: {event}");
-                }
-                other => panic!("unexpected opcode {other:#x}"),
-            }
-            continue;
-        }
-        let mut buf = [0u8; 4096];
-        let n = tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await.expect("close in time").expect("read");
-        assert!(n > 0, "the server hung up without a close frame");
-        received.extend_from_slice(&buf[..n]);
-    };
-    assert!(matches!(close_code, Some(1007 | 1002)), "closed with {close_code:?}, expected 1007 or 1002");
+    let mut raw = RawWs::connect(&format!("127.0.0.1:{}", app.port), &token("alice")).await;
+    assert_eq!(raw.next_event().await["event"], "connected");
+    raw.send_frame(FIN | OP_TEXT, b"{\"event\":\"ping\",\"data\":{},\"ref\":\"\xc0\x80\"}").await;
+    // Nothing but the close frame comes back.
+    let deadline = std::time::Instant::now() + crate::helpers::WAIT;
+    let (opcode, body) = raw.next_frame(deadline).await.expect("a close frame");
+    assert_eq!(opcode, OP_CLOSE, "only the close frame follows the bad one");
+    let close_code = (body.len() >= 2).then(|| u16::from_be_bytes([body[0], body[1]]));
+    assert_eq!(close_code, Some(1007), "invalid UTF-8 is 1007 (RFC 6455 §7.4.1)");
 
     assert_still_subscribes(&app, &mut other, &chat_id).await;
     assert_alive(&app).await;

@@ -51,6 +51,12 @@ async fn an_overlong_participant_list_is_refused_whatever_its_repeats(backend: B
     let chat = app.create_chat("alice", &["bob"]).await;
     let (status, body) = app.post(&chat_path(&chat, "/participants"), "alice", json!({"userIds": repeats})).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "validation_failed");
+    // One add is one frame per newcomer to every joined connection: at most 100 at once.
+    let many: Vec<String> = (0..101).map(|i| format!("n{i}")).collect();
+    let (status, body) = app.post(&chat_path(&chat, "/participants"), "alice", json!({"userIds": many})).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "validation_failed");
+    let (status, _) = app.post(&chat_path(&chat, "/participants"), "alice", json!({"userIds": many[..100]})).await;
+    assert_eq!(status, StatusCode::OK);
     // At the limit: 999 others and the creator.
     let most: Vec<String> = (0..999).map(|i| format!("p{i}")).collect();
     let (status, body) = app.post("/v1/messaging/chats", "alice", json!({"participants": most})).await;

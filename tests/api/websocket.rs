@@ -294,6 +294,8 @@ async fn debug_status_reports_the_connection_and_its_subscriptions(backend: Back
     let second = app.create_chat("alice", &["carol"]).await;
     let mut alice = app.ws_raw(&format!("?token={}", token("alice"))).await.expect("upgrade");
     let socket_id = alice.expect("connected").await["data"]["connectionId"].clone();
+    let random = socket_id.as_str().and_then(|s| s.strip_prefix("conn_")).unwrap_or("");
+    assert!(random.len() == 32 && random.bytes().all(|b| b.is_ascii_hexdigit()), "random, not a count: {socket_id}");
     let mut bob = app.ws("bob").await;
     alice.join(&first).await;
     alice.join(&second).await;

@@ -80,6 +80,21 @@ async fn invalid_utf8_fails_at_the_first_bad_fragment_not_at_the_end() {
 }
 
 #[actix_web::test]
+async fn fragments_count_toward_the_frame_rate_limit() {
+    let app = crate::helpers::spawn_app_with(Backend::Sqlite, |s| {
+        (s.ws_rate_per_sec, s.ws_rate_burst, s.ws_abuse_limit) = (5, 10, 20);
+    })
+    .await;
+    let mut ws = connect(&app).await;
+    // A message that never ends: each fragment is a frame the server reads.
+    ws.send_frame(OP_TEXT, b"{").await;
+    for _ in 0..200 {
+        ws.send_frame(OP_CONTINUATION, b"").await;
+    }
+    assert_eq!(close_code(&mut ws).await, Some(4008));
+}
+
+#[actix_web::test]
 async fn a_ping_payload_comes_back_in_the_pong_and_a_close_code_is_echoed() {
     let app = spawn_app(Backend::Sqlite).await;
     let mut ws = connect(&app).await;
