@@ -5,8 +5,11 @@
 //! `realtime::Publisher` (only after commit) → `realtime::Hub` (registry of sockets) →
 //! each connection's bounded outbox → `realtime::session` (one task per socket).
 //!
-//! Dependency direction: routes use auth, db, realtime and domain; realtime never
-//! touches the database; domain imports nothing from the crate.
+//! Dependency direction (no cycles): routes and the application modules (`posting`,
+//! `views`, `state`, `startup`) use auth, db, realtime and domain; `realtime` imports only
+//! `domain` (its wire types, `protocol::resources`, are built from rows by `views`); `db`
+//! imports only `domain`; `auth` takes its verifier as `web::Data<Auth>`, not the
+//! application state; `domain` imports nothing from the crate.
 
 pub mod auth;
 pub mod config;

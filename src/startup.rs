@@ -72,6 +72,7 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .app_data(web::Data::from(app_state.auth.clone()))
                 .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
                 .wrap_fn(|req, srv| {
                     let started = Instant::now();

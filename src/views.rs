@@ -1,42 +1,10 @@
-//! Wire shapes of the REST resources (contract §3). Shared by REST responses and the
-//! WebSocket events that carry a chat or a message.
-
-use serde::Serialize;
+//! Row → wire conversions: the database's rows become the resources of the contract
+//! (§3, types in `realtime::protocol::resources`). Here, on the application side, so that
+//! the push layer compiles without the row types.
 
 use crate::db::models::{ChatRecord, MessageRow};
-use crate::domain::{Attachment, rfc3339_millis};
-
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MessageView {
-    pub id: String,
-    pub chat_id: String,
-    pub seq: i64,
-    pub sender_id: String,
-    pub content: String,
-    pub attachments: Vec<Attachment>,
-    pub reply_to: Option<String>,
-    pub client_message_id: Option<String>,
-    pub created_at: String,
-    pub edited_at: Option<String>,
-    pub deleted_at: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ChatView {
-    pub id: String,
-    pub name: Option<String>,
-    pub participants: Vec<String>,
-    pub created_by: String,
-    pub created_at: String,
-    pub updated_at: String,
-    #[schema(nullable)]
-    pub last_message: Option<MessageView>,
-    pub last_seq: i64,
-    /// Unread messages of the user this view was made for.
-    pub unread_count: i64,
-}
+use crate::domain::rfc3339_millis;
+pub use crate::realtime::protocol::{ChatView, MessageView};
 
 impl From<MessageRow> for MessageView {
     fn from(m: MessageRow) -> Self {

@@ -3,7 +3,8 @@ use std::future::{Ready, ready};
 
 use crate::domain::UserId;
 use crate::error::ApiError;
-use crate::state::AppState;
+
+use super::Auth;
 
 /// The authenticated caller of a REST request.
 #[derive(Debug, Clone)]
@@ -58,12 +59,13 @@ impl FromRequest for AuthUser {
 }
 
 fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::Internal("AppState missing from app data".into()))?;
+    // The verifier is registered on its own (`web::Data<Auth>`): auth needs nothing else
+    // of the application's state.
+    let auth =
+        req.app_data::<web::Data<Auth>>().ok_or_else(|| ApiError::Internal("Auth missing from app data".into()))?;
     let (token, _) = token_from_request(req, false).ok_or_else(|| {
         ApiError::Unauthorized("missing bearer token (Authorization header or sAccessToken cookie)".into())
     })?;
-    let verified = state.auth.verify(&token).map_err(ApiError::Unauthorized)?;
+    let verified = auth.verify(&token).map_err(ApiError::Unauthorized)?;
     Ok(AuthUser { id: verified.user })
 }

@@ -10,8 +10,35 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::messages::{NewMessage, PostOutcome};
 use super::models::MessageRow;
+use crate::domain::{ChatId, UserId};
+
+/// A validated send, ready to be written.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: String,
+    pub chat_id: ChatId,
+    pub sender: UserId,
+    pub content: String,
+    pub attachments_json: String,
+    pub reply_to: Option<String>,
+    pub client_message_id: Option<String>,
+    pub now: i64,
+}
+
+pub enum PostOutcome {
+    /// Written with the next `seq`; `members` are every participant with their read
+    /// marker after the write (the sender's moved to this message).
+    Created {
+        message: MessageRow,
+        members: Vec<(String, i64)>,
+    },
+    /// The same sender already sent this `clientMessageId` in this chat.
+    Existing(MessageRow),
+    NotMember,
+    /// `replyTo` names no message of this chat.
+    BadReply,
+}
 
 /// What the database said before any write.
 struct Lookups {

@@ -1,37 +1,11 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
+use super::batch::{NewMessage, PostOutcome};
 use super::models::MessageRow;
 use super::schema::{chat_members, messages};
 use super::{Db, DbError, with_conn};
 use crate::domain::{ChatId, UserId};
-
-/// A validated send, ready to be written.
-#[derive(Debug, Clone)]
-pub struct NewMessage {
-    pub id: String,
-    pub chat_id: ChatId,
-    pub sender: UserId,
-    pub content: String,
-    pub attachments_json: String,
-    pub reply_to: Option<String>,
-    pub client_message_id: Option<String>,
-    pub now: i64,
-}
-
-pub enum PostOutcome {
-    /// Written with the next `seq`; `members` are every participant with their read
-    /// marker after the write (the sender's moved to this message).
-    Created {
-        message: MessageRow,
-        members: Vec<(String, i64)>,
-    },
-    /// The same sender already sent this `clientMessageId` in this chat.
-    Existing(MessageRow),
-    NotMember,
-    /// `replyTo` names no message of this chat.
-    BadReply,
-}
 
 pub struct MessagePage {
     pub messages: Vec<MessageRow>,

@@ -14,11 +14,12 @@ pub mod models;
 pub mod pool;
 pub mod schema;
 
+pub use batch::{NewMessage, PostOutcome};
 pub use blocking::run_in_place_on_this_thread;
 pub use chats::ChatPage;
 pub use edits::{Change, ChangeOutcome};
 pub use members::{AddOutcome, ReadOutcome, ReadState, ReadUpTo, RemoveOutcome};
-pub use messages::{Cursor, MessagePage, NewMessage, PostOutcome};
+pub use messages::{Cursor, MessagePage};
 pub use migrate::run_migrations;
 pub use pool::{Db, PgConn, SqliteConn, connect};
 

@@ -89,8 +89,10 @@ impl ClientFrame {
     }
 }
 
+mod resources;
 mod server;
 
+pub use resources::{ChatView, MessageView};
 pub use server::*;
 
 #[cfg(test)]

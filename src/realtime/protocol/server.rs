@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
 use super::FrameError;
-use crate::views::{ChatView, MessageView};
+use super::resources::{ChatView, MessageView};
 
 /// Frames the server sends.
 #[derive(Debug, Clone, Serialize, Deserialize)]
