@@ -1,9 +1,11 @@
 //! Missive: REST for actions, WebSocket for push.
 //!
 //! A request flows `routes` (URL table, one file per resource) → `auth` (who is calling)
-//! → `domain` (parse the body into validated types) → `db` (one transaction) →
-//! `realtime::Publisher` (only after commit) → `realtime::Hub` (registry of sockets) →
-//! each connection's bounded outbox → `realtime::session` (one task per socket).
+//! → `domain` (parse the body into validated types) → `writes::Writes` (the chat's order
+//! stripe, the `db` work, then the effects it returned; `posting` is its batched form for
+//! messages) → `realtime::Publisher` (only after commit; evictions and presence too) →
+//! `realtime::Hub` (registry of sockets) → each connection's bounded outbox →
+//! `realtime::session` (one task per socket, framing by `realtime::wire`).
 //!
 //! Dependency direction (no cycles): routes and the application modules (`posting`,
 //! `views`, `state`, `startup`) use auth, db, realtime and domain; `realtime` imports only
@@ -25,3 +27,4 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod views;
+pub mod writes;

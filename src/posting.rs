@@ -13,8 +13,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::db::{Db, DbError, NewMessage, PostOutcome};
 use crate::domain::{ChatId, UserId};
 use crate::realtime::protocol::{ChatUpdated, MessageEvent, ServerEvent};
-use crate::realtime::{Audience, ChatOrder, Publisher};
+use crate::realtime::{Audience, Publisher};
 use crate::views::MessageView;
+use crate::writes::ChatOrder;
 use std::sync::Arc;
 
 /// Sends committed together at most.

@@ -15,9 +15,10 @@ use crate::config::{DatabaseKind, Settings};
 use crate::db::{self, Db};
 use crate::limits::Limits;
 use crate::posting::Poster;
-use crate::realtime::{ChatOrder, Hub, Publisher, Typing};
+use crate::realtime::{Hub, Publisher, Typing};
 use crate::routes;
 use crate::state::AppState;
+use crate::writes::{ChatOrder, Writes};
 
 pub type StartupError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -54,12 +55,13 @@ impl Application {
         let order = Arc::new(ChatOrder::default());
         let poster =
             Poster::start(db.clone(), publisher.clone(), order.clone(), writers, &tokio::runtime::Handle::current())?;
+        let writes = Writes::new(order, publisher.clone(), typing.clone());
         let state = web::Data::new(AppState {
             db,
             poster,
             publisher,
             hub,
-            order,
+            writes,
             typing,
             limits: Limits::new(&settings),
             auth,

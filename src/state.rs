@@ -7,7 +7,8 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::limits::Limits;
 use crate::posting::Poster;
-use crate::realtime::{ChatOrder, Hub, Publisher, Typing};
+use crate::realtime::{Hub, Publisher, Typing};
+use crate::writes::Writes;
 
 /// The one cloneable handle every handler gets (as `web::Data<AppState>`).
 pub struct AppState {
@@ -16,7 +17,8 @@ pub struct AppState {
     pub publisher: Publisher,
     /// Group commit of posted messages.
     pub poster: Poster,
-    pub order: Arc<ChatOrder>,
+    /// Every chat-scoped write other than posting goes through it.
+    pub writes: Writes,
     pub typing: Arc<Typing>,
     pub auth: Arc<Auth>,
     /// Per-user rates of each kind of write.

@@ -15,6 +15,6 @@ pub mod typing;
 pub mod wire;
 
 pub use hub::{ConnHandle, Hub, Outbound};
-pub use publisher::{Audience, ChatOrder, Publisher};
+pub use publisher::{Audience, Publisher};
 pub use session::{Gatekeeper, ReplayPage, SessionConfig};
 pub use typing::Typing;

@@ -4,9 +4,7 @@
 //! receives everything a remote node would need (audience and encoded frame).
 
 use std::borrow::Borrow;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-use tokio::sync::{Mutex, MutexGuard};
 
 use super::hub::{Hub, Outbound, Target};
 use super::protocol::ServerEvent;
@@ -33,6 +31,17 @@ pub struct Publisher {
 impl Publisher {
     pub fn new(hub: Arc<Hub>) -> Self {
         Self { hub }
+    }
+
+    /// Stops every connection of `user` receiving `chat` (they left or were removed).
+    /// Behind the publisher because a cluster must evict on every node.
+    pub fn evict(&self, chat: &ChatId, user: &UserId) {
+        self.hub.evict(chat, user);
+    }
+
+    /// Whether `user` has an open connection (presence).
+    pub fn is_online(&self, user: &UserId) -> bool {
+        self.hub.is_online(user)
     }
 
     /// Serialises `event` once and queues the shared bytes for every recipient.
@@ -72,48 +81,5 @@ impl Publisher {
         let delivered = Hub::deliver(&recipients, &frame);
         metrics::counter!("missive_events_pushed_total").increment(delivered as u64);
         delivered
-    }
-}
-
-/// Keeps a chat's events in commit order. Two sends into one chat commit one after the
-/// other (the chat row is locked), but without this their publishes could swap. Holding
-/// the chat's stripe from before the transaction until after the publish makes publish
-/// order equal commit order. Striped so memory stays fixed whatever the number of chats;
-/// two chats sharing a stripe only wait for each other.
-pub struct ChatOrder {
-    stripes: Vec<Mutex<()>>,
-    hasher: RandomState,
-}
-
-impl ChatOrder {
-    pub fn new(stripes: usize) -> Self {
-        Self { stripes: (0..stripes.max(1)).map(|_| Mutex::new(())).collect(), hasher: RandomState::new() }
-    }
-
-    pub async fn lock(&self, chat: &ChatId) -> MutexGuard<'_, ()> {
-        self.stripes[self.stripe(chat)].lock().await
-    }
-
-    /// Locks the stripes of several chats, in stripe order so that two callers locking
-    /// overlapping sets cannot deadlock.
-    pub async fn lock_all<'a>(&self, chats: impl Iterator<Item = &'a ChatId>) -> Vec<MutexGuard<'_, ()>> {
-        let mut stripes: Vec<usize> = chats.map(|c| self.stripe(c)).collect();
-        stripes.sort_unstable();
-        stripes.dedup();
-        let mut guards = Vec::with_capacity(stripes.len());
-        for i in stripes {
-            guards.push(self.stripes[i].lock().await);
-        }
-        guards
-    }
-
-    fn stripe(&self, chat: &ChatId) -> usize {
-        self.hasher.hash_one(chat) as usize % self.stripes.len()
-    }
-}
-
-impl Default for ChatOrder {
-    fn default() -> Self {
-        Self::new(1024)
     }
 }

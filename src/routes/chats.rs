@@ -2,7 +2,6 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::body::Object;
-use super::detached;
 use super::limited;
 use crate::auth::AuthUser;
 use crate::db::models::ChatRow;
@@ -12,6 +11,7 @@ use crate::realtime::Audience;
 use crate::realtime::protocol::{ChatCreated, ServerEvent};
 use crate::state::AppState;
 use crate::views::ChatView;
+use crate::writes::Effect;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateChat {
@@ -43,15 +43,16 @@ pub async fn create_chat(
         updated_at: now,
         last_seq: 0,
     };
-    let view = detached(async move {
-        let record = state.db.create_chat(row, members.as_slice()).await?;
+    let db = state.db.clone();
+    let work = async move {
+        let record = db.create_chat(row, members.as_slice()).await?;
         let view = ChatView::from(record);
         // Same payload for everyone: a new chat has no unread messages.
         let event = ServerEvent::ChatCreated(ChatCreated { chat: view.clone() });
-        state.publisher.publish(&Audience::Users(members.as_slice().to_vec()), &event);
-        Ok(view)
-    })
-    .await?;
+        Ok((view, vec![Effect::publish(Audience::Users(members.as_slice().to_vec()), event)]))
+    };
+    // A new chat: nobody can write to it yet, so no order stripe.
+    let view = state.writes.run(None, work).await?;
     Ok(limited::respond(HttpResponse::Created(), allowance).json(view))
 }
 

@@ -13,6 +13,7 @@ use crate::realtime::Audience;
 use crate::realtime::protocol::{MessageDeleted, MessageEvent, ServerEvent};
 use crate::state::AppState;
 use crate::views::MessageView;
+use crate::writes::Effect;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct EditMessage {
@@ -24,7 +25,7 @@ fn message_not_found() -> ApiError {
     ApiError::NotFound("message not found".into())
 }
 
-/// Applies `change` under the chat's order lock and publishes it.
+/// Applies `change` as a chat write and announces it.
 async fn apply(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -34,11 +35,12 @@ async fn apply(
     let chat = ChatId::parse(&path.0).ok_or_else(ApiError::chat_not_found)?;
     let id = MessageId::parse(&path.1).ok_or_else(message_not_found)?;
     let deleting = matches!(change, Change::Delete);
-    super::detached(async move {
-        let _order = state.order.lock(&chat).await;
-        let row = match state.db.change_message(&user.id, &chat, id.as_str(), change, now_millis()).await? {
+    let db = state.db.clone();
+    let order = chat.clone();
+    let work = async move {
+        let row = match db.change_message(&user.id, &chat, id.as_str(), change, now_millis()).await? {
             ChangeOutcome::Changed(row) => row,
-            ChangeOutcome::Unchanged(row) => return Ok(Some(MessageView::from(row))),
+            ChangeOutcome::Unchanged(row) => return Ok((Some(MessageView::from(row)), Vec::new())),
             ChangeOutcome::NotFound => return Err(message_not_found()),
             ChangeOutcome::Forbidden => return Err(ApiError::Forbidden("only the sender may change a message".into())),
             ChangeOutcome::Gone => return Err(ApiError::Conflict("the message was deleted".into())),
@@ -53,10 +55,9 @@ async fn apply(
         } else {
             ServerEvent::MessageUpdated(MessageEvent { chat_id: chat.to_string(), message: view.clone() })
         };
-        state.publisher.publish(&Audience::Chat(chat.clone()), &event);
-        Ok(Some(view))
-    })
-    .await
+        Ok((Some(view), vec![Effect::publish(Audience::Chat(chat), event)]))
+    };
+    state.writes.run(Some(order), work).await
 }
 
 /// PATCH /v1/messaging/chats/{chat_id}/messages/{message_id}

@@ -107,11 +107,3 @@ fn upper(method: &str) -> &'static str {
         _ => "HEAD",
     }
 }
-
-/// Runs `work` as its own task, so a client that disconnects mid-request cannot cancel
-/// it between the commit and the publish (which would lose the push).
-pub(crate) async fn detached<T: Send + 'static>(
-    work: impl std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::spawn(work).await.map_err(|e| ApiError::Internal(format!("request task failed: {e}")))?
-}

@@ -13,6 +13,7 @@ use crate::realtime::Audience;
 use crate::realtime::protocol::{ChatCreated, Participant, ServerEvent};
 use crate::state::AppState;
 use crate::views::ChatView;
+use crate::writes::Effect;
 
 /// Each newcomer is one `participant-added` frame to every joined connection: a bound per
 /// request keeps one call from filling a member's outbox (1,024 frames) on its own.
@@ -42,31 +43,35 @@ pub async fn add_participants(
         return Err(ApiError::Validation(format!("add at most {MAX_ADDED_AT_ONCE} participants at once")));
     }
     let requested = Participants::parse(&user.id, user_ids)?;
-    let view = super::detached(async move {
-        let _order = state.order.lock(&chat).await;
+    let chat_for_order = chat.clone();
+    let db = state.db.clone();
+    let work = async move {
         let newcomers = &requested.as_slice()[1..];
-        let added = match state.db.add_members(&user.id, &chat, newcomers, Participants::MAX, now_millis()).await? {
+        let added = match db.add_members(&user.id, &chat, newcomers, Participants::MAX, now_millis()).await? {
             AddOutcome::Added(added) => added,
             AddOutcome::NotMember => return Err(ApiError::chat_not_found()),
             AddOutcome::TooMany { max } => {
                 return Err(ApiError::Conflict(format!("a chat has at most {max} participants")));
             }
         };
-        let record = state.db.chat_for(&user.id, &chat).await?.ok_or_else(ApiError::chat_not_found)?;
-        for newcomer in &added {
-            let event =
-                ServerEvent::ParticipantAdded(Participant { chat_id: chat.to_string(), user_id: newcomer.to_string() });
-            state.publisher.publish(&Audience::Chat(chat.clone()), &event);
-        }
+        let record = db.chat_for(&user.id, &chat).await?.ok_or_else(ApiError::chat_not_found)?;
+        let mut effects: Vec<Effect> = added
+            .iter()
+            .map(|newcomer| {
+                let added = Participant { chat_id: chat.to_string(), user_id: newcomer.to_string() };
+                Effect::publish(Audience::Chat(chat.clone()), ServerEvent::ParticipantAdded(added))
+            })
+            .collect();
         if !added.is_empty() {
             // Newcomers start with nothing unread (their marker is at the chat's last seq).
             let mut theirs = ChatView::from(record.clone());
             theirs.unread_count = 0;
-            state.publisher.publish(&Audience::Users(added), &ServerEvent::ChatCreated(ChatCreated { chat: theirs }));
+            effects
+                .push(Effect::publish(Audience::Users(added), ServerEvent::ChatCreated(ChatCreated { chat: theirs })));
         }
-        Ok(ChatView::from(record))
-    })
-    .await?;
+        Ok((ChatView::from(record), effects))
+    };
+    let view = state.writes.run(Some(chat_for_order), work).await?;
     Ok(limited::respond(HttpResponse::Ok(), allowance).json(view))
 }
 
@@ -86,23 +91,24 @@ pub async fn remove_participant(
     let chat = ChatId::parse(&chat).ok_or_else(ApiError::chat_not_found)?;
     let target = UserId::parse(&target).map_err(|_| ApiError::NotFound("participant not found".into()))?;
     let allowance = limited::take(&state.limits.membership, &user.id)?;
-    super::detached(async move {
-        let _order = state.order.lock(&chat).await;
-        match state.db.remove_member(&user.id, &chat, &target).await? {
+    let db = state.db.clone();
+    let order = chat.clone();
+    let work = async move {
+        match db.remove_member(&user.id, &chat, &target).await? {
             RemoveOutcome::Removed => {}
             RemoveOutcome::NotMember => return Err(ApiError::NotFound("participant not found".into())),
             RemoveOutcome::Forbidden => {
                 return Err(ApiError::Forbidden("only the chat's creator may remove other participants".into()));
             }
         }
-        state.hub.evict(&chat, &target);
-        state.typing.clear_user(&target, Some(&chat));
-        let event =
-            ServerEvent::ParticipantRemoved(Participant { chat_id: chat.to_string(), user_id: target.to_string() });
-        state.publisher.publish(&Audience::Chat(chat.clone()), &event);
-        state.publisher.publish(&Audience::Users(vec![target]), &event);
-        Ok(())
-    })
-    .await?;
+        let removed = Participant { chat_id: chat.to_string(), user_id: target.to_string() };
+        let effects = vec![
+            Effect::Evict(chat.clone(), target.clone()),
+            Effect::publish(Audience::Chat(chat), ServerEvent::ParticipantRemoved(removed.clone())),
+            Effect::publish(Audience::Users(vec![target]), ServerEvent::ParticipantRemoved(removed)),
+        ];
+        Ok(((), effects))
+    };
+    state.writes.run(Some(order), work).await?;
     Ok(limited::no_content(allowance))
 }

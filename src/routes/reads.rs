@@ -13,6 +13,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::realtime::Audience;
 use crate::realtime::protocol::{MessageRead, ServerEvent, UnreadCountUpdated};
 use crate::state::AppState;
+use crate::writes::Effect;
 
 /// Exactly one of `seq` and `messageId`, nothing else (not even the other one as null).
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -65,33 +66,37 @@ pub async fn mark_read(
             ReadUpTo::Message(message_id)
         }
     };
-    let reply = super::detached(async move {
-        let _order = state.order.lock(&chat).await;
-        let read = match state.db.mark_read(&user.id, &chat, upto).await? {
+    let db = state.db.clone();
+    let order = chat.clone();
+    let work = async move {
+        let read = match db.mark_read(&user.id, &chat, upto).await? {
             ReadOutcome::Done(read) => read,
             ReadOutcome::NotMember => return Err(ApiError::chat_not_found()),
             ReadOutcome::UnknownMessage => {
                 return Err(ApiError::Validation("messageId names no message of this chat".into()));
             }
         };
+        let mut effects = Vec::new();
         if read.moved {
             let event = ServerEvent::MessageRead(MessageRead {
                 chat_id: chat.to_string(),
                 user_id: user.id.to_string(),
                 last_read_seq: read.last_read_seq,
             });
-            state.publisher.publish(&Audience::Chat(chat.clone()), &event);
-            let total_unread = state.db.total_unread(&user.id).await?;
+            effects.push(Effect::publish(Audience::Chat(chat.clone()), event));
+            let total_unread = db.total_unread(&user.id).await?;
             let event = ServerEvent::UnreadCountUpdated(UnreadCountUpdated {
                 chat_id: chat.to_string(),
                 unread_count: read.unread_count,
                 total_unread,
             });
-            state.publisher.publish(&Audience::Users(vec![user.id.clone()]), &event);
+            effects.push(Effect::publish(Audience::Users(vec![user.id.clone()]), event));
         }
-        Ok(ReadReply { chat_id: chat.to_string(), last_read_seq: read.last_read_seq, unread_count: read.unread_count })
-    })
-    .await?;
+        let reply =
+            ReadReply { chat_id: chat.to_string(), last_read_seq: read.last_read_seq, unread_count: read.unread_count };
+        Ok((reply, effects))
+    };
+    let reply = state.writes.run(Some(order), work).await?;
     Ok(limited::respond(HttpResponse::Ok(), allowance).json(reply))
 }
 
@@ -115,15 +120,15 @@ pub async fn set_typing(
     let chat = ChatId::parse(&path).ok_or_else(ApiError::chat_not_found)?;
     let allowance = limited::take(&state.limits.typing, &user.id)?;
     let is_typing = body.into_inner().0.is_typing;
-    // Under the chat's order, like the removal that clears a removed typist's spell: a
-    // removal cannot commit between this check and the spell it would have cleared.
-    super::detached(async move {
-        let _order = state.order.lock(&chat).await;
-        state.db.chat_position(&user.id, &chat).await?.ok_or_else(ApiError::chat_not_found)?;
-        state.typing.set(&chat, &user.id, is_typing);
-        Ok(())
-    })
-    .await?;
+    // A chat write like the removal that ends a removed typist's spell: a removal cannot
+    // commit between this check and the spell it would have ended.
+    let db = state.db.clone();
+    let order = chat.clone();
+    let work = async move {
+        db.chat_position(&user.id, &chat).await?.ok_or_else(ApiError::chat_not_found)?;
+        Ok(((), vec![Effect::Typing(chat, user.id, is_typing)]))
+    };
+    state.writes.run(Some(order), work).await?;
     Ok(limited::no_content(allowance))
 }
 
@@ -148,7 +153,7 @@ pub async fn get_presence(
     let members = state.db.members_seen(&user.id, &chat).await?.ok_or_else(ApiError::chat_not_found)?;
     let mut presence = Presence { online: Vec::new(), last_seen: BTreeMap::new() };
     for (member, seen) in members {
-        if state.hub.is_online(&crate::domain::UserId::from_trusted(member.clone())) {
+        if state.publisher.is_online(&crate::domain::UserId::from_trusted(member.clone())) {
             presence.online.push(member);
         } else {
             presence.last_seen.insert(member, seen.map(rfc3339_millis));
