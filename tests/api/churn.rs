@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::helpers::lift_rate_limits;
 use crate::helpers::{Backend, Incoming, TestApp, WAIT, WsClient, spawn_app_with, token};
-use crate::resume::{history_after, last_seq_of, send_join, seq_of};
+use crate::helpers::{history_after, last_seq_of, send_join, seq_of};
 
 crate::both_backends!(followers_disconnected_hundreds_of_times_mid_replay_end_up_with_every_seq_exactly_once);
 

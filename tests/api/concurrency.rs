@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use crate::helpers::{Backend, TestApp, WsClient, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, TestApp, WsClient, history_after, messages_path, spawn_app, spawn_app_with};
 
 crate::both_backends!(
     concurrent_posts_get_gapless_seqs_and_every_listener_sees_them_once_in_order,
@@ -18,10 +18,6 @@ crate::both_backends!(
 const SENDERS: usize = 8;
 const PER_SENDER: usize = 200;
 const TOTAL: usize = SENDERS * PER_SENDER;
-
-fn messages_path(chat: &str) -> String {
-    format!("/v1/messaging/chats/{chat}/messages")
-}
 
 /// Posts `PER_SENDER` messages one after the other; returns the 201 bodies.
 async fn post_sequentially(app: &TestApp, path: &str, sender: String) -> Vec<Value> {
@@ -44,23 +40,6 @@ async fn receive_messages(ws: &mut WsClient, chat: &str, count: usize) -> Vec<Va
         received.push(event["data"]["message"].clone());
     }
     received
-}
-
-/// The whole history, paged forward with `after=`.
-async fn full_history(app: &TestApp, chat: &str, user: &str) -> Vec<Value> {
-    let mut history: Vec<Value> = Vec::new();
-    let mut after = 0;
-    loop {
-        let (status, page) = app.get(&format!("{}?after={after}&limit=200", messages_path(chat)), user).await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        let messages = page["messages"].as_array().expect("messages array");
-        history.extend(messages.iter().cloned());
-        if !page["hasMore"].as_bool().expect("hasMore") {
-            return history;
-        }
-        assert!(!messages.is_empty(), "hasMore with an empty page after {after}");
-        after = messages.last().unwrap()["seq"].as_i64().expect("seq");
-    }
 }
 
 fn seqs(messages: &[Value]) -> Vec<i64> {
@@ -106,7 +85,7 @@ async fn concurrent_posts_get_gapless_seqs_and_every_listener_sees_them_once_in_
     assert_one_to_total(&acknowledged, "the seqs of the 201s, sorted");
 
     // What the database holds.
-    let history = full_history(&app, &chat, "alice").await;
+    let history = history_after(&app, &chat, "alice", 0).await;
     assert_one_to_total(&seqs(&history), "the history");
     let ids: HashSet<&str> = history.iter().map(|m| m["id"].as_str().expect("id")).collect();
     let acknowledged_ids: HashSet<&str> = sent.iter().flatten().map(|m| m["id"].as_str().expect("id")).collect();
@@ -155,7 +134,7 @@ async fn concurrent_retries_with_one_client_message_id_create_exactly_one_messag
     let event = bob.expect("new-message").await;
     assert_eq!(&event["data"]["message"], original);
     bob.expect_nothing_pending().await;
-    let history = full_history(&app, &chat, "bob").await;
+    let history = history_after(&app, &chat, "bob", 0).await;
     assert_eq!(history, vec![original.clone()], "exactly one message stored");
     // The retries consumed no seq: the next message is 2.
     let next = app.send("alice", &chat, "next").await;

@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, spawn_app};
+use crate::helpers::{Backend, spawn_app};
 
 crate::both_backends!(
     the_sender_edits_a_message_and_joined_connections_see_it,
@@ -16,12 +16,6 @@ crate::both_backends!(
 
 fn msg_path(chat: &str, msg: &Value) -> String {
     format!("/v1/messaging/chats/{chat}/messages/{}", msg["id"].as_str().unwrap())
-}
-
-async fn history(app: &TestApp, chat: &str, user: &str) -> Vec<Value> {
-    let (status, body) = app.get(&format!("/v1/messaging/chats/{chat}/messages"), user).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["messages"].as_array().unwrap().clone()
 }
 
 async fn the_sender_edits_a_message_and_joined_connections_see_it(backend: Backend) {
@@ -38,7 +32,7 @@ async fn the_sender_edits_a_message_and_joined_connections_see_it(backend: Backe
     assert!(edited["editedAt"].is_string());
     let event = bob.expect("message-updated").await;
     assert_eq!(event["data"], json!({"chatId": chat, "message": edited}));
-    assert_eq!(history(&app, &chat, "bob").await, vec![edited]);
+    assert_eq!(app.history("bob", &chat).await, vec![edited]);
     let (status, _) = app.call("PATCH", &msg_path(&chat, &msg), Some("alice"), Some(json!({"content": ""}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
@@ -64,7 +58,7 @@ async fn only_the_sender_may_edit_or_delete(backend: Backend) {
     let (status, _) = app.call("DELETE", &msg_path(&chat, &unknown), Some("alice"), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     alice.expect_nothing_pending().await;
-    assert_eq!(history(&app, &chat, "alice").await[0]["content"], "mine");
+    assert_eq!(app.history("alice", &chat).await[0]["content"], "mine");
 }
 
 async fn a_deleted_message_keeps_its_seq_and_loses_its_content(backend: Backend) {
@@ -86,7 +80,7 @@ async fn a_deleted_message_keeps_its_seq_and_loses_its_content(backend: Backend)
     let event = bob.expect("message-deleted").await;
     assert_eq!(event["data"], json!({"chatId": chat, "messageId": two["id"], "seq": 2}));
 
-    let messages = history(&app, &chat, "bob").await;
+    let messages = app.history("bob", &chat).await;
     let seqs: Vec<i64> = messages.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, [1, 2, 3], "no gap");
     assert_eq!(messages[1]["content"], "");
@@ -117,7 +111,7 @@ async fn any_participant_adds_participants_and_newcomers_get_the_chat(backend: B
     let created = carol.expect("chat-created").await;
     assert_eq!(created["data"]["chat"]["id"], chat);
     assert_eq!(created["data"]["chat"]["unreadCount"], 0);
-    assert_eq!(history(&app, &chat, "carol").await.len(), 1, "newcomers read the history");
+    assert_eq!(app.history("carol", &chat).await.len(), 1, "newcomers read the history");
     carol.join(&chat).await;
     let (status, _) = app.post(&path, "mallory", json!({"userIds": ["mallory"]})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::helpers::{Backend, WAIT, admin_sql, spawn_app_with, with_database};
-use crate::lifecycle::{missive, start_with, token_for};
+use crate::process::{missive, start_with, token_for};
 
 crate::both_backends!(an_acknowledged_message_survives_sigkill,);
 

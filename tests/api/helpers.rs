@@ -197,6 +197,11 @@ pub fn lift_rate_limits(s: &mut Settings) {
     (s.membership_rate_per_sec, s.membership_rate_burst) = UNLIMITED;
 }
 
+/// The messages resource of a chat.
+pub fn messages_path(chat: &str) -> String {
+    format!("/v1/messaging/chats/{chat}/messages")
+}
+
 /// A token for `user` signed with the test secret, valid for an hour.
 pub fn token(user: &str) -> String {
     token_with(json!({"sub": user, "exp": now_secs() + 3600}))
@@ -248,6 +253,13 @@ impl TestApp {
         let bytes = res.body().limit(16 * 1024 * 1024).await.expect("body");
         let json = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") };
         (res.status(), res.headers().clone(), json)
+    }
+
+    /// The stored messages of `chat` as `user` sees them (up to 200), ascending.
+    pub async fn history(&self, user: &str, chat: &str) -> Vec<Value> {
+        let (status, page) = self.get(&format!("{}?limit=200", messages_path(chat)), user).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        page["messages"].as_array().expect("messages array").clone()
     }
 
     pub async fn get(&self, path: &str, user: &str) -> (StatusCode, Value) {
@@ -422,4 +434,44 @@ pub fn assert_timestamp(v: &Value) {
     let shape: String = s.chars().map(|c| if c.is_ascii_digit() { '9' } else { c }).collect();
     assert_eq!(shape, "9999-99-99T99:99:99.999Z", "{s}");
     humantime::parse_rfc3339(s).unwrap_or_else(|e| panic!("{s} is not RFC 3339: {e}"));
+}
+
+// ---- resume: joins with lastSeq and the history that backs them ----------------------
+
+/// Sends `join-chat`, with `lastSeq` when given.
+pub async fn send_join(ws: &mut WsClient, chat: &str, last_seq: Option<i64>) {
+    let data = match last_seq {
+        Some(seq) => json!({"chatId": chat, "lastSeq": seq}),
+        None => json!({"chatId": chat}),
+    };
+    ws.send_json(json!({"event": "join-chat", "data": data})).await;
+}
+
+/// The messages after `after`, paged forward with `after=` until `hasMore` is false.
+pub async fn history_after(app: &TestApp, chat: &str, user: &str, after: i64) -> Vec<Value> {
+    let mut history: Vec<Value> = Vec::new();
+    let mut after = after;
+    loop {
+        let path = format!("/v1/messaging/chats/{chat}/messages?after={after}&limit=200");
+        let (status, page) = app.get(&path, user).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let messages = page["messages"].as_array().expect("messages array");
+        history.extend(messages.iter().cloned());
+        if !page["hasMore"].as_bool().expect("hasMore") {
+            return history;
+        }
+        assert!(!messages.is_empty(), "hasMore with an empty page after {after}");
+        after = seq_of(messages.last().unwrap());
+    }
+}
+
+/// The chat's `lastSeq` as REST reports it.
+pub async fn last_seq_of(app: &TestApp, chat: &str, user: &str) -> i64 {
+    let (status, body) = app.get(&format!("/v1/messaging/chats/{chat}"), user).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["lastSeq"].as_i64().expect("lastSeq")
+}
+
+pub fn seq_of(message: &Value) -> i64 {
+    message["seq"].as_i64().unwrap_or_else(|| panic!("a message with a seq: {message}"))
 }

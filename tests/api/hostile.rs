@@ -8,7 +8,7 @@ use actix_web::web::Bytes;
 use awc::ws;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Incoming, TestApp, WsClient, spawn_app, spawn_app_with, token};
+use crate::helpers::{Backend, Incoming, TestApp, WsClient, messages_path, spawn_app, spawn_app_with, token};
 
 crate::both_backends!(
     nul_characters_in_any_text_field_are_rejected_with_400_and_store_nothing,
@@ -32,10 +32,6 @@ crate::both_backends!(
 );
 
 const CHATS: &str = "/v1/messaging/chats";
-
-fn messages_path(chat: &str) -> String {
-    format!("{CHATS}/{chat}/messages")
-}
 
 /// What came back: status, `Content-Type`, `X-Content-Type-Options` and the raw body.
 struct Answer {
@@ -125,13 +121,6 @@ async fn send_raw(app: &TestApp, method: &str, path: &str, user: &str, body: Opt
 
 async fn send_json(app: &TestApp, method: &str, path: &str, user: &str, body: &Value) -> Answer {
     send_raw(app, method, path, user, Some(body.to_string().into_bytes())).await
-}
-
-/// The stored messages of `chat`.
-async fn history(app: &TestApp, chat: &str) -> Value {
-    let (status, page) = app.get(&format!("{}?limit=200", messages_path(chat)), "alice").await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    page["messages"].clone()
 }
 
 /// Alice's chats, as the list serves them.
@@ -225,7 +214,7 @@ async fn nul_characters_in_any_text_field_are_rejected_with_400_and_store_nothin
         "participant with NUL",
     );
     refusals.assert_none();
-    assert_eq!(history(&app, &chat_id).await, json!([]), "nothing stored");
+    assert_eq!(app.history("alice", &chat_id).await, Vec::<Value>::new(), "nothing stored");
     assert_eq!(chat_list(&app, "alice").await, before, "no chat created or changed");
     assert_eq!(chat(&app, &chat_id).await["participants"], json!(["alice", "bob"]));
 }
@@ -271,7 +260,7 @@ async fn bodies_that_are_not_valid_utf8_are_rejected_with_400_and_store_nothing(
         "invalid UTF-8 in a key",
     );
     refusals.assert_none();
-    assert_eq!(history(&app, &chat_id).await, json!([]), "nothing stored");
+    assert_eq!(app.history("alice", &chat_id).await, Vec::<Value>::new(), "nothing stored");
     assert_eq!(chat_list(&app, "alice").await.as_array().map(Vec::len), Some(1), "no chat created");
     assert_alive(&app).await;
 }
@@ -324,7 +313,7 @@ async fn json_nested_100000_deep_is_rejected_with_400_and_the_server_keeps_answe
         "read",
     );
     refusals.assert_none();
-    assert_eq!(history(&app, &chat_id).await.as_array().map(Vec::len), Some(skipped), "nothing else stored");
+    assert_eq!(app.history("alice", &chat_id).await.len(), skipped, "nothing else stored");
     assert_alive(&app).await;
     assert_eq!(app.send("alice", &chat_id, "still works").await["seq"], skipped + 1);
 }
@@ -384,7 +373,7 @@ async fn numbers_out_of_range_are_rejected_with_400(backend: Backend) {
         );
     }
     refusals.assert_none();
-    assert_eq!(history(&app, &chat_id).await.as_array().map(Vec::len), Some(1), "nothing stored");
+    assert_eq!(app.history("alice", &chat_id).await.len(), 1, "nothing stored");
 }
 
 async fn the_largest_integers_are_answered_normally(backend: Backend) {
@@ -404,7 +393,7 @@ async fn the_largest_integers_are_answered_normally(backend: Backend) {
     let (status, message) = app.post(&messages_path(&chat_id), "alice", body).await;
     assert_eq!(status, StatusCode::CREATED, "{message}");
     assert_eq!(message["attachments"][0]["size"], size);
-    assert_eq!(history(&app, &chat_id).await[1]["attachments"][0]["size"], size, "stored without loss");
+    assert_eq!(app.history("alice", &chat_id).await[1]["attachments"][0]["size"], size, "stored without loss");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -491,7 +480,7 @@ async fn every_field_of_post_message_with_a_wrong_type_is_rejected_with_400(back
         );
     }
     refusals.assert_none();
-    assert_eq!(history(&app, &chat_id).await, json!([]), "nothing stored");
+    assert_eq!(app.history("alice", &chat_id).await, Vec::<Value>::new(), "nothing stored");
     assert_eq!(app.send("alice", &chat_id, "first").await["seq"], 1, "no seq used");
 }
 
@@ -579,7 +568,7 @@ async fn an_attachment_url_with_a_nul_character_is_rejected_with_400_and_stores_
         }
     }
     refusals.assert_none();
-    assert_eq!(history(&app, &chat_id).await, json!([]), "nothing stored");
+    assert_eq!(app.history("alice", &chat_id).await, Vec::<Value>::new(), "nothing stored");
 }
 
 async fn a_json_array_in_place_of_an_object_is_rejected_even_when_its_items_fit_the_fields(backend: Backend) {
@@ -617,7 +606,7 @@ async fn a_json_array_in_place_of_an_object_is_rejected_even_when_its_items_fit_
     // Nothing happened: no chat, message, read, typing or participant.
     bob.expect_nothing_pending().await;
     assert_eq!(chat_list(&app, "bob").await.as_array().map(Vec::len), Some(1), "no chat created");
-    assert_eq!(history(&app, &chat_id).await.as_array().map(Vec::len), Some(1), "no message stored");
+    assert_eq!(app.history("alice", &chat_id).await.len(), 1, "no message stored");
     let (_, bobs) = app.get(&format!("{CHATS}/{chat_id}"), "bob").await;
     assert_eq!(bobs["unreadCount"], 1, "{bobs}");
     assert_eq!(bobs["participants"], json!(["alice", "bob"]), "{bobs}");

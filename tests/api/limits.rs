@@ -10,7 +10,7 @@ use awc::ws::{self, CloseCode, CloseReason};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-use crate::helpers::{Backend, Incoming, TestApp, WsClient, assert_error, spawn_app_with, token};
+use crate::helpers::{Backend, Incoming, WsClient, assert_error, messages_path, spawn_app_with, token};
 
 crate::both_backends!(
     the_default_limits_are_enforced_at_their_documented_values,
@@ -25,17 +25,6 @@ crate::both_backends!(
     frames_past_the_burst_get_rate_limited_errors_then_continued_abuse_closes_with_4008,
     a_rate_limited_connection_that_slows_down_is_not_closed,
 );
-
-fn messages_path(chat: &str) -> String {
-    format!("/v1/messaging/chats/{chat}/messages")
-}
-
-/// The stored messages of `chat`, as `user` sees them.
-async fn history(app: &TestApp, user: &str, chat: &str) -> Vec<Value> {
-    let (status, page) = app.get(&format!("{}?limit=200", messages_path(chat)), user).await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    page["messages"].as_array().expect("messages array").clone()
-}
 
 /// A valid post-message body of exactly `len` bytes: `{"content":"xxx…"}`.
 fn body_of_exactly(len: usize) -> String {
@@ -183,7 +172,7 @@ async fn a_body_of_exactly_max_body_bytes_is_accepted_and_one_byte_more_is_413(b
     let over = body_of_exactly(SMALL_BODY + 1);
     let (status, body) = status_and_json(post(over).await.expect("request completes")).await;
     assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
-    assert_eq!(history(&app, "alice", &chat).await, Vec::<Value>::new(), "the refused body stored nothing");
+    assert_eq!(app.history("alice", &chat).await, Vec::<Value>::new(), "the refused body stored nothing");
 
     let exact = body_of_exactly(SMALL_BODY);
     let expected: Value = serde_json::from_str(&exact).unwrap();
@@ -233,7 +222,7 @@ async fn a_chunked_body_of_exactly_max_body_bytes_is_accepted_and_one_byte_more_
 
     let (status, body) = status_and_json(post(body_of_exactly(SMALL_BODY + 1)).await.expect("request completes")).await;
     assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
-    assert_eq!(history(&app, "alice", &chat).await, Vec::<Value>::new(), "the refused body stored nothing");
+    assert_eq!(app.history("alice", &chat).await, Vec::<Value>::new(), "the refused body stored nothing");
 
     let (status, message) = status_and_json(post(body_of_exactly(SMALL_BODY)).await.expect("request completes")).await;
     assert_eq!(status, StatusCode::CREATED, "{message}");
@@ -358,7 +347,7 @@ async fn posts_within_the_burst_carry_rate_limit_headers_and_the_next_is_429_and
     let (_, bobs) = status_and_json(res).await;
     assert_eq!(bobs["seq"], 4, "the refused post used no seq");
 
-    let contents: Vec<Value> = history(&app, "bob", &chat).await.iter().map(|m| m["content"].clone()).collect();
+    let contents: Vec<Value> = app.history("bob", &chat).await.iter().map(|m| m["content"].clone()).collect();
     assert_eq!(contents, [json!("m0"), json!("m1"), json!("m2"), json!("me too")], "nothing stored for the 429");
 }
 

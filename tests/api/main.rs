@@ -2,6 +2,8 @@
 //! database (SQLite file or fresh PostgreSQL database), real HTTP and WebSocket clients.
 
 mod helpers;
+mod process;
+mod raw_ws;
 
 mod asyncapi;
 mod auth;
@@ -19,7 +21,6 @@ mod messages;
 mod observability;
 mod openapi;
 mod origin_tokens;
-mod raw_ws;
 mod read_state;
 mod resume;
 mod security_auth;

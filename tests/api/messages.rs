@@ -3,7 +3,9 @@
 use actix_web::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, assert_error, assert_timestamp, spawn_app, spawn_app_with, token};
+use crate::helpers::{
+    Backend, TestApp, assert_error, assert_timestamp, messages_path, spawn_app, spawn_app_with, token,
+};
 
 crate::both_backends!(
     posting_a_message_returns_201_with_the_full_message_shape,
@@ -33,10 +35,6 @@ crate::both_backends!(
     sql_and_html_payloads_are_stored_and_served_verbatim,
     responses_carry_x_content_type_options_nosniff,
 );
-
-fn messages_path(chat: &str) -> String {
-    format!("/v1/messaging/chats/{chat}/messages")
-}
 
 /// Asserts `id` is `msg_` followed by 32 lowercase hex digits.
 #[track_caller]

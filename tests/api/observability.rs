@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, WAIT, connect_ws, spawn_app};
-use crate::lifecycle::{missive, start_with, token_for};
+use crate::process::{missive, start_with, token_for};
 
 crate::both_backends!(metrics_report_connections_messages_pushes_http_and_pool_waits, health_and_readiness_answer,);
 

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::helpers::WAIT;
-use crate::resume::seq_of;
+use crate::helpers::seq_of;
 
 /// The receive buffer a raw client asks for (the kernel may double it; bounds use what it
 /// reports): small, so the server's writes back up quickly.

@@ -10,7 +10,10 @@ use serde_json::{Value, json};
 use std::cell::Cell;
 use std::time::Instant;
 
-use crate::helpers::{Backend, TestApp, WAIT, WsClient, lift_rate_limits, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Backend, TestApp, WAIT, WsClient, history_after, last_seq_of, lift_rate_limits, send_join, seq_of, spawn_app,
+    spawn_app_with,
+};
 
 crate::both_backends!(
     a_join_with_last_seq_replays_the_missed_messages_in_order_then_confirms_then_goes_live,
@@ -20,44 +23,6 @@ crate::both_backends!(
     a_join_past_the_replay_limit_replays_one_page_then_asks_for_a_resync_and_rest_has_the_rest,
     a_negative_last_seq_is_refused_with_validation_failed_and_the_connection_stays_usable,
 );
-
-/// Sends `join-chat`, with `lastSeq` when given.
-pub(crate) async fn send_join(ws: &mut WsClient, chat: &str, last_seq: Option<i64>) {
-    let data = match last_seq {
-        Some(seq) => json!({"chatId": chat, "lastSeq": seq}),
-        None => json!({"chatId": chat}),
-    };
-    ws.send_json(json!({"event": "join-chat", "data": data})).await;
-}
-
-/// The messages after `after`, paged forward with `after=` until `hasMore` is false.
-pub(crate) async fn history_after(app: &TestApp, chat: &str, user: &str, after: i64) -> Vec<Value> {
-    let mut history: Vec<Value> = Vec::new();
-    let mut after = after;
-    loop {
-        let path = format!("/v1/messaging/chats/{chat}/messages?after={after}&limit=200");
-        let (status, page) = app.get(&path, user).await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        let messages = page["messages"].as_array().expect("messages array");
-        history.extend(messages.iter().cloned());
-        if !page["hasMore"].as_bool().expect("hasMore") {
-            return history;
-        }
-        assert!(!messages.is_empty(), "hasMore with an empty page after {after}");
-        after = seq_of(messages.last().unwrap());
-    }
-}
-
-/// The chat's `lastSeq` as REST reports it.
-pub(crate) async fn last_seq_of(app: &TestApp, chat: &str, user: &str) -> i64 {
-    let (status, body) = app.get(&format!("/v1/messaging/chats/{chat}"), user).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["lastSeq"].as_i64().expect("lastSeq")
-}
-
-pub(crate) fn seq_of(message: &Value) -> i64 {
-    message["seq"].as_i64().unwrap_or_else(|| panic!("a message with a seq: {message}"))
-}
 
 /// Waits (bounded, by polling the chat, not by sleeping) until at least `n` messages exist.
 pub(crate) async fn wait_for_last_seq(app: &TestApp, chat: &str, user: &str, n: i64) -> i64 {

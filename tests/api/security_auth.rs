@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::helpers::{Backend, SECRET, TestApp, WAIT, assert_error, now_secs, spawn_app, token, token_with};
-use crate::lifecycle::{missive, start_with, token_for};
+use crate::process::{missive, start_with, token_for};
 
 crate::both_backends!(
     a_token_valid_beyond_year_9999_neither_panics_nor_leaks_its_connection,

@@ -7,7 +7,7 @@ use futures_util::future::join_all;
 use serde_json::json;
 
 use crate::helpers::WAIT;
-use crate::lifecycle::{missive, start_with, token_for};
+use crate::process::{missive, start_with, token_for};
 use crate::raw_ws::{RawWs, memory_kib};
 
 /// Messages in the history, each 10,000 control characters: a 60 KB frame once escaped,

@@ -10,17 +10,14 @@ use actix_web::http::StatusCode;
 use futures_util::future::{join, join_all, join3};
 use serde_json::{Value, json};
 use std::cell::Cell;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::helpers::lift_rate_limits;
 use crate::helpers::{Backend, TestApp, WAIT, WsClient, spawn_app_with, token};
-use crate::lifecycle::{missive, token_for};
+use crate::helpers::{send_join, seq_of};
+use crate::process::{Server, missive, start_with, token_for};
 use crate::raw_ws::{RawWs, memory_kib};
-use crate::resume::{send_join, seq_of};
 
 crate::both_backends!(
     a_client_that_stops_reading_is_closed_with_4009_while_others_get_everything_and_its_backlog_stays_bounded,
@@ -205,47 +202,14 @@ const BIG_TOTAL: usize = 1024;
 const BIG_POSTERS: usize = 3;
 const RSS_GROWTH_LIMIT_KIB: u64 = 32 * 1024;
 
-/// A running `missive serve`, killed on drop.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// The binary with a small outbox, large messages allowed and no posting limit.
 fn start_server(data_dir: &Path) -> Server {
-    let mut child = missive(data_dir)
-        .env("MISSIVE_BIND", "127.0.0.1:0")
-        .env("MISSIVE_OUTBOX_CAPACITY", OUTBOX.to_string())
+    let mut cmd = missive(data_dir);
+    cmd.env("MISSIVE_OUTBOX_CAPACITY", OUTBOX.to_string())
         .env("MISSIVE_MAX_MESSAGE_CHARS", BIG_CHARS.to_string())
         .env("MISSIVE_POST_RATE_PER_SEC", "1000000")
-        .env("MISSIVE_POST_RATE_BURST", "1000000")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start missive");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let (lines_tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let mut server = Server { child, addr: String::new() };
-    server.addr = loop {
-        let line = lines.recv_timeout(Duration::from_secs(30)).expect("a log line while starting");
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.split_whitespace().next().expect("address").to_owned();
-        }
-    };
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || while lines.recv().is_ok() {});
-    server
+        .env("MISSIVE_POST_RATE_BURST", "1000000");
+    start_with(cmd)
 }
 
 /// REST calls to the binary as one user.
@@ -287,7 +251,7 @@ impl Rest {
 async fn the_servers_memory_stays_bounded_while_a_client_that_stopped_reading_is_sent_64_mib() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(dir.path());
-    let pid = server.child.id();
+    let pid = server.pid;
     let (alice, slow_token) = (token_for(dir.path(), "alice"), token_for(dir.path(), "slow"));
     let rest = Rest {
         client: awc::Client::builder().timeout(WAIT).finish(),
