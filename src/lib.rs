@@ -3,8 +3,9 @@
 //! A request flows `routes` (URL table, one file per resource) → `auth` (who is calling)
 //! → `domain` (parse the body into validated types) → `writes::Writes` (the chat's order
 //! stripe, the `db` work, then the effects it returned; `posting` is its batched form for
-//! messages) → `realtime::Publisher` (only after commit; evictions and presence too) →
-//! `realtime::Hub` (registry of sockets) → each connection's bounded outbox →
+//! messages) → `realtime::Publisher` (only after commit; encodes once) → `realtime::Fanout`
+//! (the seam: `LocalFanout` over this node's `realtime::Hub`, the registry of sockets;
+//! evictions and presence too) → each connection's bounded outbox →
 //! `realtime::session` (one task per socket, framing by `realtime::wire`).
 //!
 //! Dependency direction (no cycles): routes and the application modules (`posting`,

@@ -15,7 +15,7 @@ use crate::config::{DatabaseKind, Settings};
 use crate::db::{self, Db};
 use crate::limits::Limits;
 use crate::posting::Poster;
-use crate::realtime::{Hub, Publisher, Typing};
+use crate::realtime::{Hub, LocalFanout, Publisher, Typing};
 use crate::routes;
 use crate::state::AppState;
 use crate::writes::{ChatOrder, Writes};
@@ -45,7 +45,7 @@ impl Application {
         refuse_public_dev_auth(&auth, addr)?;
         let db = open_database(&settings).await?;
         let hub = Arc::new(Hub::new());
-        let publisher = Publisher::new(hub.clone());
+        let publisher = Publisher::new(Arc::new(LocalFanout::new(hub.clone())));
         let typing = Typing::new(publisher.clone(), Duration::from_millis(settings.typing_timeout_ms));
         // SQLite has one writer connection. PostgreSQL could commit on several, but fewer
         // writers make bigger batches, and a batch costs about the same few round trips

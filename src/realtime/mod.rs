@@ -7,6 +7,7 @@
 //! through the `Gatekeeper` trait, implemented by the routes layer.
 
 mod commands;
+pub mod fanout;
 pub mod hub;
 pub mod protocol;
 pub mod publisher;
@@ -14,6 +15,7 @@ pub mod session;
 pub mod typing;
 pub mod wire;
 
+pub use fanout::{Fanout, LocalFanout};
 pub use hub::{ConnHandle, Hub, Outbound};
 pub use publisher::{Audience, Publisher};
 pub use session::{Gatekeeper, ReplayPage, SessionConfig};
