@@ -14,8 +14,9 @@ use crate::domain::{ChatId, Millis, UserId};
 pub struct ReadState {
     pub last_read_seq: i64,
     pub unread_count: i64,
-    /// Whether the marker moved (only then is anything pushed).
-    pub moved: bool,
+    /// Unread messages across all the reader's chats after the move, read in the same
+    /// transaction; `None` when the marker did not move (nothing is pushed then).
+    pub total_unread: Option<i64>,
 }
 
 /// What `mark_read` is given: a `seq`, or a message id to resolve to its `seq`.
@@ -85,23 +86,23 @@ impl Db {
                         .await?;
                 }
                 let unread_count = (last_seq - next).max(0);
-                Ok(ReadOutcome::Done(ReadState { last_read_seq: next, unread_count, moved: next != current }))
+                // In the same transaction: once the marker moved, nothing can fail between
+                // the commit and the pushes that announce it.
+                let total_unread = if next != current {
+                    // One indexed pass over the reader's memberships, no scan of messages.
+                    let markers: Vec<(i64, i64)> = chats::table
+                        .inner_join(chat_members::table)
+                        .filter(chat_members::user_id.eq(user.as_str()))
+                        .select((chats::last_seq, chat_members::last_read_seq))
+                        .load(c)
+                        .await?;
+                    Some(markers.iter().map(|(last, read)| (last - read).max(0)).sum())
+                } else {
+                    None
+                };
+                Ok(ReadOutcome::Done(ReadState { last_read_seq: next, unread_count, total_unread }))
             })
             .await
-        })
-    }
-
-    /// Unread messages across all of `user`'s chats: one indexed pass over the user's
-    /// memberships, no scan of messages.
-    pub async fn total_unread(&self, user: &UserId) -> Result<i64, DbError> {
-        with_conn!(self, false, |conn| {
-            let rows: Vec<(i64, i64)> = chats::table
-                .inner_join(chat_members::table)
-                .filter(chat_members::user_id.eq(user.as_str()))
-                .select((chats::last_seq, chat_members::last_read_seq))
-                .load(conn)
-                .await?;
-            Ok(rows.iter().map(|(last, read)| (last - read).max(0)).sum())
         })
     }
 

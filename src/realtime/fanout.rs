@@ -3,9 +3,10 @@
 //! `LocalFanout`, this node's hub; a broker-backed fan-out (Redis, for cluster mode) will
 //! implement the same trait and carry each event to every node.
 //!
-//! Contract for implementations (as centrifuge's `Broker` states it): events of one chat
-//! arrive in commit order, because the caller holds the chat's order stripe from before
-//! its commit until this call returns; the frame of a chat-scoped event carries its chat
+//! Contract for implementations (as centrifuge's `Broker` states it): the events of one
+//! chat's committed writes arrive in commit order, because the caller holds the chat's
+//! order stripe from before its commit until this call returns (typing lapses, published
+//! by their own timers, are not writes); the frame of a chat-scoped event carries its chat
 //! (`Outbound::chat`) and, for `new-message`, the `seq` it follows (`Outbound::seq`), so a
 //! receiving node can order and de-duplicate without parsing it.
 

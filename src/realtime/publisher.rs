@@ -73,7 +73,9 @@ impl Publisher {
             Arc::new(Outbound { frame: event.encode(), chat, seq, queued_at: std::time::Instant::now() })
         };
         let delivered = self.fanout.deliver(audience, Box::new(frame));
-        metrics::counter!("missive_events_pushed_total").increment(delivered as u64);
+        if delivered > 0 {
+            metrics::counter!("missive_events_pushed_total").increment(delivered as u64);
+        }
         delivered
     }
 }

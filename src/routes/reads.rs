@@ -77,14 +77,13 @@ pub async fn mark_read(
             }
         };
         let mut effects = Vec::new();
-        if read.moved {
+        if let Some(total_unread) = read.total_unread {
             let event = ServerEvent::MessageRead(MessageRead {
                 chat_id: chat.to_string(),
                 user_id: user.id.to_string(),
                 last_read_seq: read.last_read_seq,
             });
             effects.push(Effect::publish(Audience::Chat(chat.clone()), event));
-            let total_unread = db.total_unread(&user.id).await?;
             let event = ServerEvent::UnreadCountUpdated(UnreadCountUpdated {
                 chat_id: chat.to_string(),
                 unread_count: read.unread_count,
