@@ -25,7 +25,18 @@ const QUEUE: usize = 4096;
 
 struct Job {
     message: NewMessage,
-    reply: oneshot::Sender<Result<PostOutcome, DbError>>,
+    reply: oneshot::Sender<Result<Posted, DbError>>,
+}
+
+/// What a sender is told. The message's view is built once, for the push and the answer.
+pub enum Posted {
+    /// Stored with the next `seq`, and published.
+    Created(MessageView),
+    /// A retry of an earlier send with the same `clientMessageId`: the original.
+    Existing(MessageView),
+    NotMember,
+    /// `replyTo` names no message of this chat.
+    BadReply,
 }
 
 /// The front of the writers: cheap to share, one queue per writer.
@@ -67,7 +78,7 @@ impl Poster {
 
     /// Commits `message` (with others queued at the same time) and publishes it if it
     /// was accepted; resolves once both are done.
-    pub async fn post(&self, message: NewMessage) -> Result<PostOutcome, DbError> {
+    pub async fn post(&self, message: NewMessage) -> Result<Posted, DbError> {
         let i = self.hasher.hash_one(&message.chat_id) as usize % self.queues.len();
         let (reply, answer) = oneshot::channel();
         let stopped = || DbError::Unavailable("the message writer stopped".into());
@@ -90,15 +101,17 @@ async fn write_loop(db: Db, publisher: Publisher, order: Arc<ChatOrder>, mut que
         match written {
             Ok(outcomes) => {
                 for (job, outcome) in jobs.drain(..).zip(outcomes) {
-                    if let PostOutcome::Created { message, members } = &outcome {
-                        publish_new_message(
-                            &publisher,
-                            &job.message.chat_id,
-                            MessageView::from(message.clone()),
-                            members,
-                        );
-                    }
-                    let _ = job.reply.send(Ok(outcome));
+                    let posted = match outcome {
+                        PostOutcome::Created { message, members } => {
+                            let view = MessageView::from(message);
+                            publish_new_message(&publisher, &job.message.chat_id, &view, &members);
+                            Posted::Created(view)
+                        }
+                        PostOutcome::Existing(original) => Posted::Existing(MessageView::from(original)),
+                        PostOutcome::NotMember => Posted::NotMember,
+                        PostOutcome::BadReply => Posted::BadReply,
+                    };
+                    let _ = job.reply.send(Ok(posted));
                 }
             }
             Err(e) => {
@@ -117,7 +130,7 @@ async fn write_loop(db: Db, publisher: Publisher, order: Arc<ChatOrder>, mut que
 
 /// `new-message` to the chat's joined connections, then `chat-updated` to every member's
 /// listen-all connections, carrying that member's own unread count.
-fn publish_new_message(publisher: &Publisher, chat: &ChatId, message: MessageView, members: &[(String, i64)]) {
+fn publish_new_message(publisher: &Publisher, chat: &ChatId, message: &MessageView, members: &[(String, i64)]) {
     let seq = message.seq;
     let event = ServerEvent::NewMessage(MessageEvent { chat_id: chat.to_string(), message: message.clone() });
     publisher.publish(&Audience::Chat(chat.clone()), &event);

@@ -5,9 +5,10 @@ use serde_json::Value;
 use super::body::Object;
 use super::limited;
 use crate::auth::AuthUser;
-use crate::db::{Cursor, NewMessage, PostOutcome};
+use crate::db::{Cursor, NewMessage};
 use crate::domain::{Attachments, ChatId, ClientMessageId, MessageContent, MessageId, UserId, now_millis};
 use crate::error::{ApiError, ErrorBody};
+use crate::posting::Posted;
 use crate::state::AppState;
 use crate::views::MessageView;
 
@@ -84,15 +85,13 @@ pub async fn post_message(
     let new = body.into_inner().0.parse(&state, chat, user.id)?;
     let outcome = state.poster.post(new).await?;
     match outcome {
-        PostOutcome::Created { message, .. } => {
+        Posted::Created(message) => {
             metrics::counter!("missive_messages_posted_total").increment(1);
-            Ok(limited::respond(HttpResponse::Created(), allowance).json(MessageView::from(message)))
+            Ok(limited::respond(HttpResponse::Created(), allowance).json(message))
         }
-        PostOutcome::Existing(original) => {
-            Ok(limited::respond(HttpResponse::Ok(), allowance).json(MessageView::from(original)))
-        }
-        PostOutcome::NotMember => Err(ApiError::chat_not_found()),
-        PostOutcome::BadReply => Err(ApiError::Validation("replyTo must name a message of this chat".into())),
+        Posted::Existing(original) => Ok(limited::respond(HttpResponse::Ok(), allowance).json(original)),
+        Posted::NotMember => Err(ApiError::chat_not_found()),
+        Posted::BadReply => Err(ApiError::Validation("replyTo must name a message of this chat".into())),
     }
 }
 
