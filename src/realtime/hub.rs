@@ -293,23 +293,8 @@ impl Hub {
         out
     }
 
-    /// Users with at least one open connection.
-    pub fn online_users(&self) -> usize {
-        self.users.len()
-    }
-
-    /// Chats with at least one joined connection.
-    pub fn active_chats(&self) -> usize {
-        self.chats.len()
-    }
-
     pub fn is_online(&self, user: &UserId) -> bool {
         self.users.contains_key(user)
-    }
-
-    /// Open connections on this node.
-    pub fn connection_count(&self) -> usize {
-        self.users.iter().map(|e| e.value().len()).sum()
     }
 }
 
@@ -319,6 +304,11 @@ mod tests {
 
     fn user(s: &str) -> UserId {
         UserId::parse(s).unwrap()
+    }
+
+    /// Users online, chats with a subscriber and open connections, read off the maps.
+    fn sizes(hub: &Hub) -> (usize, usize, usize) {
+        (hub.users.len(), hub.chats.len(), hub.users.iter().map(|e| e.value().len()).sum())
     }
 
     /// What the publisher does: resolve the target, then queue one shared frame.
@@ -339,7 +329,7 @@ mod tests {
         assert!(rx_b.try_recv().is_err());
         assert!(hub.leave(&a, &chat));
         assert_eq!(deliver(&hub, Target::Chat(&chat), "again"), 0);
-        assert_eq!(hub.active_chats(), 0, "empty chat entries are removed");
+        assert_eq!(sizes(&hub).1, 0, "empty chat entries are removed");
     }
 
     #[test]
@@ -358,8 +348,8 @@ mod tests {
         assert_eq!(deliver(&hub, Target::ListeningUsers(&users), "y"), 1);
         assert_eq!(rx_phone.try_recv().unwrap().frame, "y");
         assert!(rx_laptop.try_recv().is_err());
-        assert_eq!(hub.online_users(), 1);
-        assert_eq!(hub.connection_count(), 2);
+        assert_eq!(sizes(&hub).0, 1);
+        assert_eq!(sizes(&hub).2, 2);
         assert!(!hub.unregister(&phone), "laptop still online");
         assert!(hub.unregister(&laptop), "last device gone");
     }
@@ -439,6 +429,6 @@ mod tests {
         let (a, _rx, _) = hub.register(user("alice"), 8, 16).unwrap();
         hub.join(&a, &chat);
         assert!(hub.unregister(&a));
-        assert_eq!((hub.online_users(), hub.active_chats(), hub.connection_count()), (0, 0, 0));
+        assert_eq!(sizes(&hub), (0, 0, 0));
     }
 }

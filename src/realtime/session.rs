@@ -197,8 +197,9 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        if !self.ended && self.release() {
-            tracing::warn!(conn = self.conn.id, user = %self.conn.user, "connection task ended abnormally");
+        if !self.ended {
+            let last = self.release();
+            tracing::warn!(conn = self.conn.id, user = %self.conn.user, last, "connection task ended abnormally");
         }
     }
 }
@@ -339,28 +340,32 @@ impl<G: Gatekeeper> Session<G> {
     /// outbox overflowed meanwhile, is a slow consumer; one that is gone ends the loop
     /// without a close frame.
     pub(super) async fn send(&mut self, frame: ByteString) -> Result<(), Ending> {
-        let mut ws = self.ws.clone();
-        self.write(ws.text(frame)).await
+        write(&self.conn, self.ws.text(frame)).await
     }
 
     /// Writes a control frame (ping, pong) under the same rules as `send`: a client that
     /// stops reading cannot hold the loop in a pong it will never take.
     async fn send_control(&mut self, ping: bool, payload: &[u8]) -> Result<(), Ending> {
-        let mut ws = self.ws.clone();
-        if ping { self.write(ws.ping(payload)).await } else { self.write(ws.pong(payload)).await }
-    }
-
-    /// Waits for a write to be taken, at most `WRITE_TIMEOUT`, and never past a kill.
-    async fn write(&self, written: impl Future<Output = Result<(), actix_ws::Closed>>) -> Result<(), Ending> {
-        let slow = || closing(super::hub::CLOSE_SLOW_CONSUMER, "slow consumer");
-        tokio::select! {
-            written = tokio::time::timeout(WRITE_TIMEOUT, written) => match written {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(_closed)) => Err(None),
-                Err(_elapsed) => Err(slow()),
-            },
-            _ = self.conn.killed().cancelled() => Err(closing(self.conn.close_code(), "slow consumer")),
+        if ping {
+            write(&self.conn, self.ws.ping(payload)).await
+        } else {
+            write(&self.conn, self.ws.pong(payload)).await
         }
+    }
+}
+
+/// Waits for a write to `conn`'s socket to be taken, at most `WRITE_TIMEOUT`, and never
+/// past a kill. (A function of the connection, not of the session: the write borrows the
+/// session's socket meanwhile.)
+async fn write(conn: &ConnHandle, written: impl Future<Output = Result<(), actix_ws::Closed>>) -> Result<(), Ending> {
+    let slow = || closing(super::hub::CLOSE_SLOW_CONSUMER, "slow consumer");
+    tokio::select! {
+        written = tokio::time::timeout(WRITE_TIMEOUT, written) => match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_closed)) => Err(None),
+            Err(_elapsed) => Err(slow()),
+        },
+        _ = conn.killed().cancelled() => Err(closing(conn.close_code(), "slow consumer")),
     }
 }
 
