@@ -126,6 +126,13 @@ impl From<Invalid> for ApiError {
     }
 }
 
+/// A query failed inside a handler's own transaction (`Db::write`).
+impl From<diesel::result::Error> for ApiError {
+    fn from(e: diesel::result::Error) -> Self {
+        DbError::from(e).into()
+    }
+}
+
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {

@@ -103,7 +103,7 @@ async fn write_loop(db: Db, publisher: Publisher, order: Arc<ChatOrder>, mut que
                 for (job, outcome) in jobs.drain(..).zip(outcomes) {
                     let posted = match outcome {
                         PostOutcome::Created { message, members } => {
-                            let view = MessageView::from(message);
+                            let view = MessageView::written(message, &job.message.attachments);
                             publish_new_message(&publisher, &job.message.chat_id, &view, &members);
                             Posted::Created(view)
                         }

@@ -3,7 +3,7 @@
 //! the push layer compiles without the row types.
 
 use crate::db::models::{ChatRecord, MessageRow};
-use crate::domain::rfc3339_millis;
+use crate::domain::{Attachment, Attachments, rfc3339_millis};
 pub use crate::realtime::protocol::{ChatView, MessageView};
 
 impl From<MessageRow> for MessageView {
@@ -14,6 +14,18 @@ impl From<MessageRow> for MessageView {
             tracing::warn!(message_id = %m.id, error = %e, "unreadable attachments column");
             Vec::new()
         });
+        Self::with_attachments(m, attachments)
+    }
+}
+
+impl MessageView {
+    /// A message just written, with the validated attachments it was sent with: its
+    /// stored JSON is not read back.
+    pub fn written(m: MessageRow, attachments: &Attachments) -> Self {
+        Self::with_attachments(m, attachments.as_slice().to_vec())
+    }
+
+    fn with_attachments(m: MessageRow, attachments: Vec<Attachment>) -> Self {
         Self {
             id: m.id,
             chat_id: m.chat_id,

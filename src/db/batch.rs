@@ -11,19 +11,29 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::models::MessageRow;
-use crate::domain::{ChatId, UserId};
+use crate::domain::{Attachments, ChatId, ClientMessageId, MessageContent, MessageId, Millis, UserId};
 
 /// A validated send, ready to be written.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
-    pub id: String,
+    pub id: MessageId,
     pub chat_id: ChatId,
     pub sender: UserId,
-    pub content: String,
-    pub attachments_json: String,
-    pub reply_to: Option<String>,
-    pub client_message_id: Option<String>,
-    pub now: i64,
+    pub content: MessageContent,
+    pub attachments: Attachments,
+    pub reply_to: Option<MessageId>,
+    pub client_message_id: Option<ClientMessageId>,
+    pub now: Millis,
+}
+
+impl NewMessage {
+    fn cid(&self) -> Option<&str> {
+        self.client_message_id.as_ref().map(ClientMessageId::as_str)
+    }
+
+    fn reply(&self) -> Option<&str> {
+        self.reply_to.as_ref().map(MessageId::as_str)
+    }
 }
 
 pub enum PostOutcome {
@@ -101,17 +111,17 @@ impl Decided {
             let (chat, sender) = (m.chat_id.as_str(), m.sender.as_str());
             let verdict = if !is_member.contains(&(chat, sender)) {
                 Verdict::NotMember
-            } else if let Some(row) = m.client_message_id.as_deref().and_then(|c| earlier.get(&(chat, sender, c))) {
+            } else if let Some(row) = m.cid().and_then(|c| earlier.get(&(chat, sender, c))) {
                 Verdict::Existing(Box::new((*row).clone()))
-            } else if let Some(j) = m.client_message_id.as_deref().and_then(|c| sent.get(&(chat, sender, c))) {
+            } else if let Some(j) = m.cid().and_then(|c| sent.get(&(chat, sender, c))) {
                 Verdict::Repeat(*j)
-            } else if m.reply_to.as_deref().is_some_and(|r| replied.get(r) != Some(&chat)) {
+            } else if m.reply().is_some_and(|r| replied.get(r) != Some(&chat)) {
                 Verdict::BadReply
             } else {
-                if let Some(cid) = m.client_message_id.as_deref() {
+                if let Some(cid) = m.cid() {
                     sent.insert((chat, sender, cid), i);
                 }
-                replied.insert(&m.id, chat);
+                replied.insert(m.id.as_str(), chat);
                 let bump = bumps.entry(chat).or_default();
                 *bump = (bump.0 + 1, m.now);
                 Verdict::Accepted
@@ -153,14 +163,15 @@ impl Decided {
                         continue;
                     };
                     let row = MessageRow {
-                        id: m.id.clone(),
+                        id: m.id.to_string(),
                         chat_id: m.chat_id.to_string(),
                         seq: *seq,
                         sender_id: m.sender.to_string(),
-                        content: m.content.clone(),
-                        attachments: m.attachments_json.clone(),
-                        reply_to: m.reply_to.clone(),
-                        client_message_id: m.client_message_id.clone(),
+                        content: m.content.as_str().to_owned(),
+                        // The one serialisation of the attachments for storage.
+                        attachments: m.attachments.to_json(),
+                        reply_to: m.reply().map(str::to_owned),
+                        client_message_id: m.cid().map(str::to_owned),
                         created_at: m.now,
                         edited_at: None,
                         deleted_at: None,
@@ -273,13 +284,11 @@ pub mod sqlite {
     pub fn write(c: &mut SqliteConnection, batch: &[NewMessage]) -> QueryResult<Vec<PostOutcome>> {
         c.immediate_transaction(|c| {
             let chats: Vec<&str> = batch.iter().map(|m| m.chat_id.as_str()).collect();
-            let mut cids: Vec<(&str, &str, &str)> = batch
-                .iter()
-                .filter_map(|m| Some((m.chat_id.as_str(), m.sender.as_str(), m.client_message_id.as_deref()?)))
-                .collect();
+            let mut cids: Vec<(&str, &str, &str)> =
+                batch.iter().filter_map(|m| Some((m.chat_id.as_str(), m.sender.as_str(), m.cid()?))).collect();
             cids.sort_unstable();
             cids.dedup();
-            let replies: Vec<&str> = batch.iter().filter_map(|m| m.reply_to.as_deref()).collect();
+            let replies: Vec<&str> = batch.iter().filter_map(|m| m.reply()).collect();
             let members = Fixed::new(MEMBERS, &chats).load::<Member>(c)?;
             let lookups = Lookups {
                 members: members.into_iter().map(|m| (m.chat_id, m.user_id, m.last_read_seq)).collect(),
@@ -349,8 +358,8 @@ pub mod pg {
             }
             Self {
                 chats: distinct(batch.iter().map(|m| m.chat_id.as_str())),
-                cids: distinct(batch.iter().filter_map(|m| m.client_message_id.as_deref())),
-                replies: distinct(batch.iter().filter_map(|m| m.reply_to.as_deref())),
+                cids: distinct(batch.iter().filter_map(|m| m.cid())),
+                replies: distinct(batch.iter().filter_map(|m| m.reply())),
             }
         }
     }
@@ -467,13 +476,13 @@ mod tests {
 
     fn send(id: &str, chat: &str, sender: &str, cid: Option<&str>, reply: Option<&str>) -> NewMessage {
         NewMessage {
-            id: id.into(),
+            id: MessageId::from_trusted(id.into()),
             chat_id: ChatId::from_trusted(chat.into()),
             sender: UserId::from_trusted(sender.into()),
-            content: format!("text {id}"),
-            attachments_json: "[]".into(),
-            reply_to: reply.map(Into::into),
-            client_message_id: cid.map(Into::into),
+            content: MessageContent::parse(format!("text {id}"), 100, false).unwrap(),
+            attachments: Attachments::default(),
+            reply_to: reply.map(|r| MessageId::from_trusted(r.into())),
+            client_message_id: cid.map(|c| ClientMessageId::parse(c).unwrap()),
             now: 1,
         }
     }

@@ -1,11 +1,11 @@
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use std::collections::HashMap;
 
 use super::models::{ChatRecord, ChatRow, MemberRow, MessageRow};
 use super::schema::{chat_members, chats, messages};
-use super::{Db, DbError, with_conn};
-use crate::domain::{ChatId, Millis, UserId};
+use super::{Conn, Db, DbError, on_conn};
+use crate::domain::{ChatId, ChatName, Millis, Participants, UserId};
 
 /// A page of the caller's chats, newest activity first.
 pub struct ChatPage {
@@ -50,90 +50,122 @@ fn assemble(rows: Vec<(ChatRow, i64)>, members: Vec<(String, String)>, last: Vec
         .collect()
 }
 
-impl Db {
-    /// Creates a chat and its memberships in one transaction.
-    pub async fn create_chat(&self, chat: ChatRow, members: &[UserId]) -> Result<ChatRecord, DbError> {
-        let rows: Vec<MemberRow> = members
-            .iter()
-            .zip(0..)
-            .map(|(u, position)| MemberRow {
-                chat_id: chat.id.clone(),
-                user_id: u.to_string(),
-                last_read_seq: 0,
-                joined_at: chat.created_at,
-                position,
-            })
-            .collect();
-        with_conn!(self, true, |conn| {
-            conn.transaction::<_, DbError, _>(async |c| {
-                diesel::insert_into(chats::table).values(&chat).execute(c).await?;
-                // One statement per member: diesel-async has no batch insert for SQLite.
-                for row in &rows {
-                    diesel::insert_into(chat_members::table).values(row).execute(c).await?;
-                }
-                Ok(())
-            })
-            .await
-        })?;
-        let participants = members.iter().map(ToString::to_string).collect();
-        Ok(ChatRecord { chat, participants, last_message: None, last_read_seq: 0 })
-    }
+/// A chat to create: the caller first among its participants.
+pub struct NewChat {
+    pub id: ChatId,
+    pub name: Option<ChatName>,
+    pub created_by: UserId,
+    pub participants: Participants,
+    pub now: Millis,
+}
 
-    /// The chat as `viewer` sees it, or `None` when it does not exist or `viewer` is not in it.
-    pub async fn chat_for(&self, viewer: &UserId, chat: &ChatId) -> Result<Option<ChatRecord>, DbError> {
-        with_conn!(self, false, |conn| {
-            let row: Option<(ChatRow, i64)> = chats::table
-                .inner_join(chat_members::table)
-                .filter(chats::id.eq(chat.as_str()))
-                .filter(chat_members::user_id.eq(viewer.as_str()))
-                .select((ChatRow::as_select(), chat_members::last_read_seq))
-                .first(conn)
-                .await
-                .optional()?;
-            let Some(row) = row else { return Ok(None) };
-            Ok(complete_records!(conn, vec![row])?.pop())
+/// Creates a chat and its memberships (in the caller's transaction).
+pub async fn create(conn: &mut Conn<'_>, new: NewChat) -> Result<ChatRecord, DbError> {
+    let chat = ChatRow {
+        id: new.id.into_string(),
+        name: new.name.map(ChatName::into_string),
+        created_by: new.created_by.into_string(),
+        created_at: new.now,
+        updated_at: new.now,
+        last_seq: 0,
+    };
+    let rows: Vec<MemberRow> = new
+        .participants
+        .as_slice()
+        .iter()
+        .zip(0..)
+        .map(|(u, position)| MemberRow {
+            chat_id: chat.id.clone(),
+            user_id: u.to_string(),
+            last_read_seq: 0,
+            joined_at: chat.created_at,
+            position,
         })
+        .collect();
+    on_conn!(conn, |c| {
+        diesel::insert_into(chats::table).values(&chat).execute(c).await?;
+        // One statement per member: diesel-async has no batch insert for SQLite.
+        for row in &rows {
+            diesel::insert_into(chat_members::table).values(row).execute(c).await?;
+        }
+    });
+    let participants = rows.into_iter().map(|r| r.user_id).collect();
+    Ok(ChatRecord { chat, participants, last_message: None, last_read_seq: 0 })
+}
+
+/// The chat as `viewer` sees it, or `None` when it does not exist or `viewer` is not in it.
+pub async fn for_viewer(conn: &mut Conn<'_>, viewer: &UserId, chat: &ChatId) -> Result<Option<ChatRecord>, DbError> {
+    on_conn!(conn, |c| {
+        let row: Option<(ChatRow, i64)> = chats::table
+            .inner_join(chat_members::table)
+            .filter(chats::id.eq(chat.as_str()))
+            .filter(chat_members::user_id.eq(viewer.as_str()))
+            .select((ChatRow::as_select(), chat_members::last_read_seq))
+            .first(c)
+            .await
+            .optional()?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(complete_records!(c, vec![row])?.pop())
+    })
+}
+
+/// `viewer`'s chats by latest activity, `limit` at a time, after `cursor`.
+pub async fn of_user(
+    conn: &mut Conn<'_>,
+    viewer: &UserId,
+    limit: i64,
+    cursor: Option<(Millis, ChatId)>,
+) -> Result<ChatPage, DbError> {
+    on_conn!(conn, |c| {
+        let mut query = chats::table
+            .inner_join(chat_members::table)
+            .filter(chat_members::user_id.eq(viewer.as_str()))
+            .select((ChatRow::as_select(), chat_members::last_read_seq))
+            .order((chats::updated_at.desc(), chats::id.desc()))
+            .limit(limit + 1)
+            .into_boxed();
+        if let Some((at, id)) = &cursor {
+            let id = id.as_str();
+            query = query.filter(chats::updated_at.lt(*at).or(chats::updated_at.eq(*at).and(chats::id.lt(id))));
+        }
+        let mut rows: Vec<(ChatRow, i64)> = query.load(c).await?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let next = more.then(|| rows.last().map(|(c, _)| (c.updated_at, c.id.clone()))).flatten();
+        let chats = complete_records!(c, rows)?;
+        Ok(ChatPage { chats, next })
+    })
+}
+
+/// The chat's last `seq` if `user` participates in it.
+pub async fn position(conn: &mut Conn<'_>, user: &UserId, chat: &ChatId) -> Result<Option<i64>, DbError> {
+    on_conn!(conn, |c| {
+        Ok(chats::table
+            .inner_join(chat_members::table)
+            .filter(chats::id.eq(chat.as_str()))
+            .filter(chat_members::user_id.eq(user.as_str()))
+            .select(chats::last_seq)
+            .first::<i64>(c)
+            .await
+            .optional()?)
+    })
+}
+
+impl Db {
+    pub async fn chat_for(&self, viewer: &UserId, chat: &ChatId) -> Result<Option<ChatRecord>, DbError> {
+        self.read(async |c| for_viewer(c, viewer, chat).await).await
     }
 
-    /// `viewer`'s chats by latest activity, `limit` at a time, after `cursor`.
     pub async fn chats_of(
         &self,
         viewer: &UserId,
         limit: i64,
         cursor: Option<(Millis, ChatId)>,
     ) -> Result<ChatPage, DbError> {
-        with_conn!(self, false, |conn| {
-            let mut query = chats::table
-                .inner_join(chat_members::table)
-                .filter(chat_members::user_id.eq(viewer.as_str()))
-                .select((ChatRow::as_select(), chat_members::last_read_seq))
-                .order((chats::updated_at.desc(), chats::id.desc()))
-                .limit(limit + 1)
-                .into_boxed();
-            if let Some((at, id)) = &cursor {
-                let id = id.as_str();
-                query = query.filter(chats::updated_at.lt(*at).or(chats::updated_at.eq(*at).and(chats::id.lt(id))));
-            }
-            let mut rows: Vec<(ChatRow, i64)> = query.load(conn).await?;
-            let more = rows.len() as i64 > limit;
-            rows.truncate(limit as usize);
-            let next = more.then(|| rows.last().map(|(c, _)| (c.updated_at, c.id.clone()))).flatten();
-            let chats = complete_records!(conn, rows)?;
-            Ok(ChatPage { chats, next })
-        })
+        self.read(async |c| of_user(c, viewer, limit, cursor).await).await
     }
 
-    /// The chat's last `seq` if `user` participates in it.
     pub async fn chat_position(&self, user: &UserId, chat: &ChatId) -> Result<Option<i64>, DbError> {
-        with_conn!(self, false, |conn| {
-            Ok(chats::table
-                .inner_join(chat_members::table)
-                .filter(chats::id.eq(chat.as_str()))
-                .filter(chat_members::user_id.eq(user.as_str()))
-                .select(chats::last_seq)
-                .first::<i64>(conn)
-                .await
-                .optional()?)
-        })
+        self.read(async |c| position(c, user, chat).await).await
     }
 }

@@ -1,16 +1,16 @@
 //! Edits and deletes of messages, by their sender only.
 
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 
 use super::models::MessageRow;
 use super::schema::{chat_members, messages};
-use super::{Db, DbError, with_conn};
-use crate::domain::{ChatId, Millis, UserId};
+use super::{Conn, Db, DbError, on_conn};
+use crate::domain::{ChatId, MessageContent, MessageId, Millis, UserId};
 
 pub enum Change {
     /// New content.
-    Edit(String),
+    Edit(MessageContent),
     /// Keeps the row (and its `seq`, so history has no gap) but drops its content.
     Delete,
 }
@@ -27,64 +27,70 @@ pub enum ChangeOutcome {
     Gone,
 }
 
+/// Edits or deletes a message of `by`'s (in the caller's transaction).
+pub async fn change(
+    conn: &mut Conn<'_>,
+    by: &UserId,
+    chat: &ChatId,
+    message: &MessageId,
+    change: Change,
+    now: Millis,
+) -> Result<ChangeOutcome, DbError> {
+    let message_id = message.as_str();
+    on_conn!(conn, |c| {
+        let member = chat_members::table
+            .find((chat.as_str(), by.as_str()))
+            .select(chat_members::user_id)
+            .first::<String>(c)
+            .await
+            .optional()?;
+        let found = messages::table
+            .filter(messages::id.eq(message_id))
+            .filter(messages::chat_id.eq(chat.as_str()))
+            .select(MessageRow::as_select())
+            .first(c)
+            .await
+            .optional()?;
+        let (Some(_), Some(mut row)) = (member, found) else { return Ok(ChangeOutcome::NotFound) };
+        if row.sender_id != by.as_str() {
+            return Ok(ChangeOutcome::Forbidden);
+        }
+        match change {
+            _ if row.deleted_at.is_some() && matches!(change, Change::Delete) => {
+                return Ok(ChangeOutcome::Unchanged(row));
+            }
+            _ if row.deleted_at.is_some() => return Ok(ChangeOutcome::Gone),
+            Change::Edit(content) => {
+                diesel::update(messages::table.find(message_id))
+                    .set((messages::content.eq(content.as_str()), messages::edited_at.eq(now)))
+                    .execute(c)
+                    .await?;
+                row.content = content.into_string();
+                row.edited_at = Some(now);
+            }
+            Change::Delete => {
+                diesel::update(messages::table.find(message_id))
+                    .set((messages::content.eq(""), messages::attachments.eq("[]"), messages::deleted_at.eq(now)))
+                    .execute(c)
+                    .await?;
+                row.content = String::new();
+                row.attachments = "[]".into();
+                row.deleted_at = Some(now);
+            }
+        }
+        Ok(ChangeOutcome::Changed(row))
+    })
+}
+
 impl Db {
     pub async fn change_message(
         &self,
         by: &UserId,
         chat: &ChatId,
-        message_id: &str,
-        change: Change,
+        message: &MessageId,
+        what: Change,
         now: Millis,
     ) -> Result<ChangeOutcome, DbError> {
-        with_conn!(self, true, |conn| {
-            conn.transaction::<_, DbError, _>(async |c| {
-                let member = chat_members::table
-                    .find((chat.as_str(), by.as_str()))
-                    .select(chat_members::user_id)
-                    .first::<String>(c)
-                    .await
-                    .optional()?;
-                let found = messages::table
-                    .filter(messages::id.eq(message_id))
-                    .filter(messages::chat_id.eq(chat.as_str()))
-                    .select(MessageRow::as_select())
-                    .first(c)
-                    .await
-                    .optional()?;
-                let (Some(_), Some(mut row)) = (member, found) else { return Ok(ChangeOutcome::NotFound) };
-                if row.sender_id != by.as_str() {
-                    return Ok(ChangeOutcome::Forbidden);
-                }
-                match change {
-                    _ if row.deleted_at.is_some() && matches!(change, Change::Delete) => {
-                        return Ok(ChangeOutcome::Unchanged(row));
-                    }
-                    _ if row.deleted_at.is_some() => return Ok(ChangeOutcome::Gone),
-                    Change::Edit(content) => {
-                        diesel::update(messages::table.find(message_id))
-                            .set((messages::content.eq(&content), messages::edited_at.eq(now)))
-                            .execute(c)
-                            .await?;
-                        row.content = content;
-                        row.edited_at = Some(now);
-                    }
-                    Change::Delete => {
-                        diesel::update(messages::table.find(message_id))
-                            .set((
-                                messages::content.eq(""),
-                                messages::attachments.eq("[]"),
-                                messages::deleted_at.eq(now),
-                            ))
-                            .execute(c)
-                            .await?;
-                        row.content = String::new();
-                        row.attachments = "[]".into();
-                        row.deleted_at = Some(now);
-                    }
-                }
-                Ok(ChangeOutcome::Changed(row))
-            })
-            .await
-        })
+        self.write(async |c| change(c, by, chat, message, what, now).await).await
     }
 }

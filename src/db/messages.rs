@@ -4,7 +4,7 @@ use diesel_async::RunQueryDsl;
 use super::batch::{NewMessage, PostOutcome};
 use super::models::MessageRow;
 use super::schema::{chat_members, messages};
-use super::{Db, DbError, with_conn};
+use super::{Conn, Db, DbError, on_conn};
 use crate::domain::{ChatId, UserId};
 
 pub struct MessagePage {
@@ -40,7 +40,6 @@ impl Db {
         }
     }
 
-    /// A page of history in ascending `seq`, or `None` when `viewer` is not in the chat.
     pub async fn messages_of(
         &self,
         viewer: &UserId,
@@ -48,33 +47,44 @@ impl Db {
         cursor: Cursor,
         limit: i64,
     ) -> Result<Option<MessagePage>, DbError> {
-        with_conn!(self, false, |conn| {
-            let member = chat_members::table
-                .find((chat.as_str(), viewer.as_str()))
-                .select(chat_members::user_id)
-                .first::<String>(conn)
-                .await
-                .optional()?;
-            if member.is_none() {
-                return Ok(None);
-            }
-            let base = messages::table
-                .filter(messages::chat_id.eq(chat.as_str()))
-                .select(MessageRow::as_select())
-                .limit(limit + 1)
-                .into_boxed();
-            let query = match cursor {
-                Cursor::Newest => base.order(messages::seq.desc()),
-                Cursor::Before(seq) => base.filter(messages::seq.lt(seq)).order(messages::seq.desc()),
-                Cursor::After(seq) => base.filter(messages::seq.gt(seq)).order(messages::seq.asc()),
-            };
-            let mut rows: Vec<MessageRow> = query.load(conn).await?;
-            let has_more = rows.len() as i64 > limit;
-            rows.truncate(limit as usize);
-            if !matches!(cursor, Cursor::After(_)) {
-                rows.reverse();
-            }
-            Ok(Some(MessagePage { messages: rows, has_more }))
-        })
+        self.read(async |c| page(c, viewer, chat, cursor, limit).await).await
     }
+}
+
+/// A page of history in ascending `seq`, or `None` when `viewer` is not in the chat.
+pub async fn page(
+    conn: &mut Conn<'_>,
+    viewer: &UserId,
+    chat: &ChatId,
+    cursor: Cursor,
+    limit: i64,
+) -> Result<Option<MessagePage>, DbError> {
+    on_conn!(conn, |conn| {
+        let member = chat_members::table
+            .find((chat.as_str(), viewer.as_str()))
+            .select(chat_members::user_id)
+            .first::<String>(conn)
+            .await
+            .optional()?;
+        if member.is_none() {
+            return Ok(None);
+        }
+        let base = messages::table
+            .filter(messages::chat_id.eq(chat.as_str()))
+            .select(MessageRow::as_select())
+            .limit(limit + 1)
+            .into_boxed();
+        let query = match cursor {
+            Cursor::Newest => base.order(messages::seq.desc()),
+            Cursor::Before(seq) => base.filter(messages::seq.lt(seq)).order(messages::seq.desc()),
+            Cursor::After(seq) => base.filter(messages::seq.gt(seq)).order(messages::seq.asc()),
+        };
+        let mut rows: Vec<MessageRow> = query.load(conn).await?;
+        let has_more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        if !matches!(cursor, Cursor::After(_)) {
+            rows.reverse();
+        }
+        Ok(Some(MessagePage { messages: rows, has_more }))
+    })
 }

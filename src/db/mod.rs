@@ -1,14 +1,16 @@
 //! Storage. One binary speaks SQLite (default, embedded) and PostgreSQL, chosen at start
 //! from the database URL. Queries are written once with diesel's DSL and expanded for
-//! each backend by `with_conn!`, because diesel-async has no runtime multi-backend
-//! connection. Handlers own transactions; this module never publishes events.
+//! each backend by `on_conn!`, because diesel-async has no runtime multi-backend
+//! connection. Query functions take a borrowed `Conn` (`conn`), so handlers compose them
+//! in one transaction (`Db::write`); this module never publishes events.
 
 mod batch;
 mod blocking;
-mod chats;
-mod edits;
-mod members;
-mod messages;
+pub mod chats;
+mod conn;
+pub mod edits;
+pub mod members;
+pub mod messages;
 mod migrate;
 pub mod models;
 pub mod pool;
@@ -16,7 +18,9 @@ pub mod schema;
 
 pub use batch::{NewMessage, PostOutcome};
 pub use blocking::run_in_place_on_this_thread;
-pub use chats::ChatPage;
+pub use chats::{ChatPage, NewChat};
+pub(crate) use conn::on_conn;
+pub use conn::{Conn, Work};
 pub use edits::{Change, ChangeOutcome};
 pub use members::{AddOutcome, ReadOutcome, ReadState, ReadUpTo, RemoveOutcome};
 pub use messages::{Cursor, MessagePage};
@@ -48,25 +52,3 @@ impl From<diesel::result::Error> for DbError {
         }
     }
 }
-
-/// Runs `$body` with `$conn` bound to a pooled connection of whichever backend `$db`
-/// is. `write` picks SQLite's single writer; PostgreSQL has one pool for both.
-/// The body is expanded once per backend, so it must be backend-neutral diesel code.
-macro_rules! with_conn {
-    ($db:expr, $write:expr, |$conn:ident| $body:expr) => {
-        match $db {
-            $crate::db::Db::Postgres(pool) => {
-                let mut obj = $crate::db::pool::checkout(pool).await?;
-                let $conn: &mut $crate::db::PgConn = &mut obj;
-                $body
-            }
-            $crate::db::Db::Sqlite { writer, readers } => {
-                let pool = if $write { writer } else { readers };
-                let mut obj = $crate::db::pool::checkout(pool).await?;
-                let $conn: &mut $crate::db::SqliteConn = &mut obj;
-                $body
-            }
-        }
-    };
-}
-pub(crate) use with_conn;

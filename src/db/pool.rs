@@ -106,10 +106,11 @@ where
 impl Db {
     /// A round trip to the database (for `/readyz` and startup).
     pub async fn ping(&self) -> Result<(), DbError> {
-        super::with_conn!(self, false, |conn| {
-            conn.batch_execute("SELECT 1").await?;
+        self.read(async |conn| {
+            super::on_conn!(conn, |c| c.batch_execute("SELECT 1").await?);
             Ok(())
         })
+        .await
     }
 
     pub fn backend_name(&self) -> &'static str {

@@ -44,6 +44,12 @@ impl Attachments {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The JSON array stored with the message.
+    pub fn to_json(&self) -> String {
+        // Plain structs with string keys: serde_json cannot fail on them.
+        serde_json::to_string(&self.0).unwrap_or_else(|_| "[]".into())
+    }
 }
 
 fn parse_one(v: Value) -> Result<Attachment, Invalid> {

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use super::body::Object;
 use super::limited;
 use crate::auth::AuthUser;
-use crate::db::models::ChatRow;
+use crate::db::{self, NewChat};
 use crate::domain::{ChatId, ChatName, Participants, now_millis};
 use crate::error::{ApiError, ErrorBody};
 use crate::realtime::Audience;
@@ -34,22 +34,15 @@ pub async fn create_chat(
     let body = body.into_inner().0;
     let members = Participants::parse(&user.id, body.participants)?;
     let name = body.name.map(ChatName::parse).transpose()?;
-    let now = now_millis();
-    let row = ChatRow {
-        id: ChatId::generate().into_string(),
-        name: name.map(ChatName::into_string),
-        created_by: user.id.to_string(),
-        created_at: now,
-        updated_at: now,
-        last_seq: 0,
-    };
+    let audience = Audience::Users(members.as_slice().to_vec());
+    let new = NewChat { id: ChatId::generate(), name, created_by: user.id, participants: members, now: now_millis() };
     let db = state.db.clone();
     let work = async move {
-        let record = db.create_chat(row, members.as_slice()).await?;
+        let record = db.write(async |c| db::chats::create(c, new).await).await?;
         let view = ChatView::from(record);
         // Same payload for everyone: a new chat has no unread messages.
         let event = ServerEvent::ChatCreated(ChatCreated { chat: view.clone() });
-        Ok((view, vec![Effect::publish(Audience::Users(members.as_slice().to_vec()), event)]))
+        Ok((view, vec![Effect::publish(audience, event)]))
     };
     // A new chat: nobody can write to it yet, so no order stripe.
     let view = state.writes.run(None, work).await?;

@@ -38,7 +38,7 @@ async fn apply(
     let db = state.db.clone();
     let order = chat.clone();
     let work = async move {
-        let row = match db.change_message(&user.id, &chat, id.as_str(), change, now_millis()).await? {
+        let row = match db.change_message(&user.id, &chat, &id, change, now_millis()).await? {
             ChangeOutcome::Changed(row) => row,
             ChangeOutcome::Unchanged(row) => return Ok((Some(MessageView::from(row)), Vec::new())),
             ChangeOutcome::NotFound => return Err(message_not_found()),
@@ -73,7 +73,7 @@ pub async fn edit_message(
 ) -> Result<HttpResponse, ApiError> {
     let allowance = limited::take(&state.limits.edit, &user.id)?;
     let content = MessageContent::parse(body.into_inner().0.content, state.settings.max_message_chars, false)?;
-    let view = apply(state, user, path.into_inner(), Change::Edit(content.into_string())).await?;
+    let view = apply(state, user, path.into_inner(), Change::Edit(content)).await?;
     Ok(limited::respond(HttpResponse::Ok(), allowance).json(view))
 }
 

@@ -49,16 +49,14 @@ impl PostMessage {
             })
             .transpose()?;
         let client_message_id = self.client_message_id.as_deref().map(ClientMessageId::parse).transpose()?;
-        let attachments_json = serde_json::to_string(attachments.as_slice())
-            .map_err(|e| ApiError::Internal(format!("attachments did not serialise: {e}")))?;
         Ok(NewMessage {
-            id: MessageId::generate().into_string(),
+            id: MessageId::generate(),
             chat_id: chat,
             sender,
-            content: content.into_string(),
-            attachments_json,
-            reply_to: reply_to.map(MessageId::into_string),
-            client_message_id: client_message_id.map(ClientMessageId::into_string),
+            content,
+            attachments,
+            reply_to,
+            client_message_id,
             now: now_millis(),
         })
     }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::body::Object;
 use super::limited;
 use crate::auth::AuthUser;
-use crate::db::{AddOutcome, RemoveOutcome};
+use crate::db::{self, AddOutcome, RemoveOutcome};
 use crate::domain::{ChatId, Participants, UserId, now_millis};
 use crate::error::{ApiError, ErrorBody};
 use crate::realtime::Audience;
@@ -47,14 +47,21 @@ pub async fn add_participants(
     let db = state.db.clone();
     let work = async move {
         let newcomers = &requested.as_slice()[1..];
-        let added = match db.add_members(&user.id, &chat, newcomers, Participants::MAX, now_millis()).await? {
-            AddOutcome::Added(added) => added,
-            AddOutcome::NotMember => return Err(ApiError::chat_not_found()),
-            AddOutcome::TooMany { max } => {
-                return Err(ApiError::Conflict(format!("a chat has at most {max} participants")));
-            }
-        };
-        let record = db.chat_for(&user.id, &chat).await?.ok_or_else(ApiError::chat_not_found)?;
+        // One transaction: the chat answered is the chat the additions made.
+        let (added, record) = db
+            .write(async |c| {
+                let added =
+                    match db::members::add(c, &user.id, &chat, newcomers, Participants::MAX, now_millis()).await? {
+                        AddOutcome::Added(added) => added,
+                        AddOutcome::NotMember => return Err(ApiError::chat_not_found()),
+                        AddOutcome::TooMany { max } => {
+                            return Err(ApiError::Conflict(format!("a chat has at most {max} participants")));
+                        }
+                    };
+                let record = db::chats::for_viewer(c, &user.id, &chat).await?.ok_or_else(ApiError::chat_not_found)?;
+                Ok((added, record))
+            })
+            .await?;
         let mut effects: Vec<Effect> = added
             .iter()
             .map(|newcomer| {

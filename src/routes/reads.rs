@@ -61,9 +61,9 @@ pub async fn mark_read(
         MarkRead::Seq(ReadSeq { seq }) if seq >= 0 => ReadUpTo::Seq(seq),
         MarkRead::Seq(_) => return Err(ApiError::Validation("seq must be >= 0".into())),
         MarkRead::Message(ReadMessage { message_id }) => {
-            MessageId::parse(&message_id)
+            let id = MessageId::parse(&message_id)
                 .ok_or_else(|| ApiError::Validation("messageId names no message of this chat".into()))?;
-            ReadUpTo::Message(message_id)
+            ReadUpTo::Message(id)
         }
     };
     let db = state.db.clone();
