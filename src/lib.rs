@@ -5,8 +5,11 @@
 //! stripe, the `db` work, then the effects it returned; `posting` is its batched form for
 //! messages) → `realtime::Publisher` (only after commit; encodes once) → `realtime::Fanout`
 //! (the seam: `LocalFanout` over this node's `realtime::Hub`, the registry of sockets;
-//! evictions and presence too) → each connection's bounded outbox →
-//! `realtime::session` (one task per socket, framing by `realtime::wire`).
+//! evictions too) → each connection's bounded outbox → `realtime::session` (one task per
+//! socket, framing by `realtime::wire`). The socket route hands each new connection to
+//! `realtime::Sockets`, whose `Presence` seam says who is online (this node, or the cluster).
+//! Query functions in `db` take a borrowed `db::Conn`, so a handler composes them in one
+//! transaction (`Db::write`).
 //!
 //! Dependency direction (no cycles): routes and the application modules (`posting`,
 //! `views`, `state`, `startup`) use auth, db, realtime and domain; `realtime` imports only

@@ -15,7 +15,7 @@ use crate::config::{DatabaseKind, Settings};
 use crate::db::{self, Db};
 use crate::limits::Limits;
 use crate::posting::Poster;
-use crate::realtime::{Hub, LocalFanout, Publisher, Typing};
+use crate::realtime::{Hub, LocalFanout, LocalPresence, Publisher, Sockets, Typing};
 use crate::routes;
 use crate::state::AppState;
 use crate::writes::{ChatOrder, Writes};
@@ -46,6 +46,7 @@ impl Application {
         let db = open_database(&settings).await?;
         let hub = Arc::new(Hub::new());
         let publisher = Publisher::new(Arc::new(LocalFanout::new(hub.clone())));
+        let sockets = Sockets::new(hub.clone(), Arc::new(LocalPresence::new(hub)));
         let typing = Typing::new(publisher.clone(), Duration::from_millis(settings.typing_timeout_ms));
         // SQLite has one writer connection. PostgreSQL could commit on several, but fewer
         // writers make bigger batches, and a batch costs about the same few round trips
@@ -60,7 +61,7 @@ impl Application {
             db,
             poster,
             publisher,
-            hub,
+            sockets,
             writes,
             typing,
             limits: Limits::new(&settings),

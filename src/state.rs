@@ -7,13 +7,14 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::limits::Limits;
 use crate::posting::Poster;
-use crate::realtime::{Hub, Publisher, Typing};
+use crate::realtime::{Publisher, Sockets, Typing};
 use crate::writes::Writes;
 
 /// The one cloneable handle every handler gets (as `web::Data<AppState>`).
 pub struct AppState {
     pub db: Db,
-    pub hub: Arc<Hub>,
+    /// Where the socket route hands new connections; REST presence.
+    pub sockets: Sockets,
     pub publisher: Publisher,
     /// Group commit of posted messages.
     pub poster: Poster,

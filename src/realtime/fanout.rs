@@ -27,8 +27,6 @@ pub trait Fanout: Send + Sync {
     fn deliver(&self, audience: &Audience, build: BuildFrame<'_>) -> usize;
     /// Stops every connection of `user`, on every node, receiving `chat`.
     fn evict(&self, chat: &ChatId, user: &UserId);
-    /// Whether `user` has an open connection anywhere.
-    fn is_online(&self, user: &UserId) -> bool;
 }
 
 /// One node: the hub's registry is the whole audience.
@@ -59,9 +57,5 @@ impl Fanout for LocalFanout {
 
     fn evict(&self, chat: &ChatId, user: &UserId) {
         self.hub.evict(chat, user);
-    }
-
-    fn is_online(&self, user: &UserId) -> bool {
-        self.hub.is_online(user)
     }
 }

@@ -1,7 +1,8 @@
 //! Push. `protocol` is the WebSocket contract as types, `hub` the registry of open
 //! connections and their subscriptions, `publisher` the one entry point through which
-//! committed changes become events, `session` the task that owns one socket, `wire` the
-//! framing every socket shares (limits, reassembly, close codes).
+//! committed changes become events (handed to a `fanout`), `sockets` the one entry point
+//! for new connections and presence (behind the `presence` seam), `session` the task that
+//! owns one socket, `wire` the framing every socket shares (limits, reassembly, close codes).
 //!
 //! Nothing here touches the database: what a session needs to know about chats it asks
 //! through the `Gatekeeper` trait, implemented by the routes layer.
@@ -9,14 +10,18 @@
 mod commands;
 pub mod fanout;
 pub mod hub;
+pub mod presence;
 pub mod protocol;
 pub mod publisher;
 pub mod session;
+pub mod sockets;
 pub mod typing;
 pub mod wire;
 
 pub use fanout::{Fanout, LocalFanout};
 pub use hub::{ConnHandle, Hub, Outbound};
+pub use presence::{LocalPresence, Presence};
 pub use publisher::{Audience, Publisher};
 pub use session::{Gatekeeper, ReplayPage, SessionConfig};
+pub use sockets::{Peer, Sockets};
 pub use typing::Typing;

@@ -41,11 +41,6 @@ impl Publisher {
         self.fanout.evict(chat, user);
     }
 
-    /// Whether `user` has an open connection (presence).
-    pub fn is_online(&self, user: &UserId) -> bool {
-        self.fanout.is_online(user)
-    }
-
     /// Serialises `event` once and queues the shared bytes for every recipient.
     /// Never waits: a recipient whose outbox is full is closed as a slow consumer.
     pub fn publish(&self, audience: &Audience, event: &ServerEvent) -> usize {

@@ -18,7 +18,9 @@ use tokio::time::{Instant, interval_at, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::hub::{ConnHandle, Hub, Outbound};
+use super::presence::Presence;
 use super::protocol::*;
+use super::sockets::Peer;
 use super::wire::{self, Frames, Inbound, WireError};
 use crate::domain::{ChatId, UserId};
 
@@ -104,19 +106,21 @@ pub(super) struct Session<G> {
     pub(super) public_id: String,
 }
 
-/// Runs a connection from the greeting to the close frame.
+/// Runs a connection from the greeting to the close frame (through `Sockets::accept`).
 #[allow(clippy::too_many_arguments)]
-pub async fn run<G: Gatekeeper>(
+pub(super) async fn run<G: Gatekeeper>(
     ws: actix_ws::Session,
     mut stream: Frames,
     hub: Arc<Hub>,
+    presence: Arc<dyn Presence>,
     gate: G,
     cfg: SessionConfig,
-    user: UserId,
-    expires_at: u64,
+    peer: Peer,
     shutdown: CancellationToken,
 ) {
-    let Some((conn, mut rx, first)) = hub.register(user.clone(), cfg.outbox_capacity, cfg.max_connections_per_user)
+    let Peer { user, expires_at } = peer;
+    let Some((conn, mut rx, first_here)) =
+        hub.register(user.clone(), cfg.outbox_capacity, cfg.max_connections_per_user)
     else {
         tracing::info!(%user, "websocket refused: too many connections");
         let _ = tokio::time::timeout(WRITE_TIMEOUT, ws.close(closing(CLOSE_TOO_MANY, "too many connections"))).await;
@@ -128,7 +132,7 @@ pub async fn run<G: Gatekeeper>(
     tracing::info!(conn = conn.id, user = %conn.user, "websocket connected");
     // Rare, heavy awaits (database work) are boxed: a future is as large as its largest
     // state, and this one lives as long as the socket, idle most of the time.
-    if first {
+    if Box::pin(presence.opened(&conn.user, first_here)).await {
         Box::pin(gate.user_online(&conn.user)).await;
     }
     let mut session = Session {
@@ -150,14 +154,14 @@ pub async fn run<G: Gatekeeper>(
         Ok(Err(ending)) => ending,
         Err(_panic) => closing(CloseCode::Error, "internal error"),
     };
-    let last = registration.end();
+    let last_here = registration.end();
     let code = ending.as_ref().map(|r| u16::from(r.code));
     if code == Some(super::hub::CLOSE_SLOW_CONSUMER) {
         metrics::counter!("missive_slow_consumer_closes_total").increment(1);
     }
     tracing::info!(conn = conn.id, user = %conn.user, close_code = ?code, "websocket closed");
     // Announced before the close frame, which may wait behind a stuck client's unread data.
-    if last {
+    if Box::pin(presence.closed(&conn.user, last_here)).await {
         Box::pin(session.gate.user_offline(&conn.user)).await;
     }
     if ending.is_some() {

@@ -21,15 +21,26 @@ use actix_web::{HttpRequest, web};
 use crate::error::{ApiError, json_error, query_error};
 
 /// Declares the URL table once: `register` adds every route, `ROUTES` lists them
-/// (the OpenAPI test checks that each one is documented).
+/// (the OpenAPI test checks that each one is documented), `RATE_LIMITED` those marked
+/// `[limited]` (their handler takes from a per-user limit; the document says 429).
 macro_rules! url_table {
-    ($($method:ident $path:literal => $handler:path,)*) => {
+    ($($method:ident $path:literal => $handler:path $([$limited:ident])?,)*) => {
         /// Every route as `(method, path)`, in registration order.
         pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        /// The routes with a per-user rate limit.
+        pub const RATE_LIMITED: &[(&str, &str)] = &[$($(marked!($limited, (stringify!($method), $path)),)?)*];
 
         fn register(cfg: &mut web::ServiceConfig) {
             $(cfg.route($path, web::$method().to($handler));)*
         }
+    };
+}
+
+/// `$x`, for rows that carry the marker.
+macro_rules! marked {
+    (limited, $x:expr) => {
+        $x
     };
 }
 
@@ -38,18 +49,18 @@ url_table! {
     get    "/readyz"                                                  => health::get_readiness,
     get    "/metrics"                                                 => health::get_metrics,
     get    "/messaging"                                               => ws::open_socket,
-    post   "/v1/messaging/chats"                                      => chats::create_chat,
+    post   "/v1/messaging/chats"                                      => chats::create_chat [limited],
     get    "/v1/messaging/chats"                                      => chats::list_chats,
     get    "/v1/messaging/chats/{chat_id}"                            => chats::get_chat,
-    post   "/v1/messaging/chats/{chat_id}/messages"                   => messages::post_message,
+    post   "/v1/messaging/chats/{chat_id}/messages"                   => messages::post_message [limited],
     get    "/v1/messaging/chats/{chat_id}/messages"                   => messages::list_messages,
-    patch  "/v1/messaging/chats/{chat_id}/messages/{message_id}"      => edits::edit_message,
-    delete "/v1/messaging/chats/{chat_id}/messages/{message_id}"      => edits::delete_message,
-    post   "/v1/messaging/chats/{chat_id}/read"                       => reads::mark_read,
-    post   "/v1/messaging/chats/{chat_id}/typing"                     => reads::set_typing,
+    patch  "/v1/messaging/chats/{chat_id}/messages/{message_id}"      => edits::edit_message [limited],
+    delete "/v1/messaging/chats/{chat_id}/messages/{message_id}"      => edits::delete_message [limited],
+    post   "/v1/messaging/chats/{chat_id}/read"                       => reads::mark_read [limited],
+    post   "/v1/messaging/chats/{chat_id}/typing"                     => reads::set_typing [limited],
     get    "/v1/messaging/chats/{chat_id}/presence"                   => reads::get_presence,
-    post   "/v1/messaging/chats/{chat_id}/participants"               => participants::add_participants,
-    delete "/v1/messaging/chats/{chat_id}/participants/{user_id}"     => participants::remove_participant,
+    post   "/v1/messaging/chats/{chat_id}/participants"               => participants::add_participants [limited],
+    delete "/v1/messaging/chats/{chat_id}/participants/{user_id}"     => participants::remove_participant [limited],
     get    "/"                                                        => demo::get_demo_page,
     get    "/demo.js"                                                 => demo::get_demo_script,
     get    "/demo.css"                                                => demo::get_demo_style,

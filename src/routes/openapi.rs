@@ -53,18 +53,6 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Operations with a per-user rate limit (each handler takes from `limited::take`).
-const RATE_LIMITED: &[(&str, &str)] = &[
-    ("post", "/v1/messaging/chats"),
-    ("post", "/v1/messaging/chats/{chat_id}/messages"),
-    ("patch", "/v1/messaging/chats/{chat_id}/messages/{message_id}"),
-    ("delete", "/v1/messaging/chats/{chat_id}/messages/{message_id}"),
-    ("post", "/v1/messaging/chats/{chat_id}/read"),
-    ("post", "/v1/messaging/chats/{chat_id}/typing"),
-    ("post", "/v1/messaging/chats/{chat_id}/participants"),
-    ("delete", "/v1/messaging/chats/{chat_id}/participants/{user_id}"),
-];
-
 /// The document as served: generated from the handlers, then completed in JSON (utoipa's
 /// types cannot hold `anyOf` on an object schema, and its attributes take only literal
 /// patterns): what many operations answer (`answers_everywhere`), the rules of request
@@ -105,7 +93,7 @@ fn answers_everywhere(value: &mut Value) {
                     }
                 }
             }
-            if RATE_LIMITED.contains(&(method.as_str(), path.as_str())) {
+            if super::RATE_LIMITED.contains(&(method.as_str(), path.as_str())) {
                 let mut headers = allowance.clone();
                 headers["Retry-After"] = json!({"description": "Seconds to wait", "schema": {"type": "integer"}});
                 responses["429"] = json!({"description": "Too many requests of this kind; see Retry-After",

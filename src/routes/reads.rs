@@ -8,7 +8,7 @@ use super::body::Object;
 use super::limited;
 use crate::auth::AuthUser;
 use crate::db::{ReadOutcome, ReadUpTo};
-use crate::domain::{ChatId, MessageId, rfc3339_millis};
+use crate::domain::{ChatId, MessageId, UserId, rfc3339_millis};
 use crate::error::{ApiError, ErrorBody};
 use crate::realtime::Audience;
 use crate::realtime::protocol::{MessageRead, ServerEvent, UnreadCountUpdated};
@@ -150,9 +150,12 @@ pub async fn get_presence(
 ) -> Result<HttpResponse, ApiError> {
     let chat = ChatId::parse(&path).ok_or_else(ApiError::chat_not_found)?;
     let members = state.db.members_seen(&user.id, &chat).await?.ok_or_else(ApiError::chat_not_found)?;
+    let users: Vec<UserId> = members.iter().map(|(m, _)| UserId::from_trusted(m.clone())).collect();
+    // One question for the whole chat (one round trip in cluster mode).
+    let online = state.sockets.online_among(&users).await;
     let mut presence = Presence { online: Vec::new(), last_seen: BTreeMap::new() };
-    for (member, seen) in members {
-        if state.publisher.is_online(&crate::domain::UserId::from_trusted(member.clone())) {
+    for ((member, seen), online) in members.into_iter().zip(online) {
+        if online {
             presence.online.push(member);
         } else {
             presence.last_seen.insert(member, seen.map(rfc3339_millis));

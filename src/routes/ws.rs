@@ -10,7 +10,7 @@ use crate::realtime::Audience;
 use crate::realtime::ReplayPage;
 use crate::realtime::protocol::{MessageEvent, ServerEvent, UserOffline, UserOnline};
 use crate::realtime::wire::Frames;
-use crate::realtime::{Gatekeeper, SessionConfig, session};
+use crate::realtime::{Gatekeeper, Peer, SessionConfig};
 use crate::state::AppState;
 use crate::views::MessageView;
 
@@ -49,16 +49,9 @@ pub async fn open_socket(
     let gate = DbGate { state: state.clone().into_inner() };
     // The stream is !Send, so the session runs on this worker's local task set; the
     // tracker lets shutdown wait for it.
-    actix_web::rt::spawn(state.sessions.track_future(session::run(
-        ws,
-        stream,
-        state.hub.clone(),
-        gate,
-        cfg,
-        verified.user,
-        verified.expires_at,
-        state.shutdown.clone(),
-    )));
+    let peer = Peer { user: verified.user, expires_at: verified.expires_at };
+    let session = state.sockets.accept(ws, stream, gate, cfg, peer, state.shutdown.clone());
+    actix_web::rt::spawn(state.sessions.track_future(session));
     Ok(response)
 }
 
