@@ -6,14 +6,12 @@
 //! client that disconnects: the writer owns it. The writer also holds the chat order
 //! stripes of its batch from before the commit until after the publish.
 
-use std::collections::BTreeMap;
 use std::hash::{BuildHasher, RandomState};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{Db, DbError, NewMessage, PostOutcome};
-use crate::domain::{ChatId, UserId};
-use crate::realtime::protocol::{ChatUpdated, MessageEvent, ServerEvent};
-use crate::realtime::{Audience, Publisher};
+use crate::domain::UserId;
+use crate::realtime::Publisher;
 use crate::views::MessageView;
 use crate::writes::ChatOrder;
 use std::sync::Arc;
@@ -104,7 +102,9 @@ async fn write_loop(db: Db, publisher: Publisher, order: Arc<ChatOrder>, mut que
                     let posted = match outcome {
                         PostOutcome::Created { message, members } => {
                             let view = MessageView::written(message, &job.message.attachments);
-                            publish_new_message(&publisher, &job.message.chat_id, &view, &members);
+                            let members: Vec<(UserId, i64)> =
+                                members.into_iter().map(|(u, read)| (UserId::from_trusted(u), read)).collect();
+                            publisher.publish_new_message(&job.message.chat_id, &view, &members);
                             Posted::Created(view)
                         }
                         PostOutcome::Existing(original) => Posted::Existing(MessageView::from(original)),
@@ -125,27 +125,5 @@ async fn write_loop(db: Db, publisher: Publisher, order: Arc<ChatOrder>, mut que
             }
         }
         metrics::histogram!("missive_post_batch_seconds").record(started.elapsed().as_secs_f64());
-    }
-}
-
-/// `new-message` to the chat's joined connections, then `chat-updated` to every member's
-/// listen-all connections, carrying that member's own unread count.
-fn publish_new_message(publisher: &Publisher, chat: &ChatId, message: &MessageView, members: &[(String, i64)]) {
-    let seq = message.seq;
-    let event = ServerEvent::NewMessage(MessageEvent { chat_id: chat.to_string(), message: message.clone() });
-    publisher.publish(&Audience::Chat(chat.clone()), &event);
-    // Members with the same count share one encoded frame.
-    let mut by_unread: BTreeMap<i64, Vec<UserId>> = BTreeMap::new();
-    for (user, last_read) in members {
-        by_unread.entry((seq - last_read).max(0)).or_default().push(UserId::from_trusted(user.clone()));
-    }
-    for (unread_count, users) in by_unread {
-        publisher.publish_lazy(&Audience::ListeningUsers(users), || {
-            ServerEvent::ChatUpdated(ChatUpdated {
-                chat_id: chat.to_string(),
-                last_message: Some(message.clone()),
-                unread_count,
-            })
-        });
     }
 }

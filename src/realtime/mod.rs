@@ -13,6 +13,7 @@ pub mod hub;
 pub mod presence;
 pub mod protocol;
 pub mod publisher;
+pub mod sequencer;
 pub mod session;
 pub mod sockets;
 pub mod typing;
