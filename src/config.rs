@@ -30,8 +30,17 @@ pub struct Settings {
     /// Serves `/metrics` on this address instead of `bind` (where it then answers 404):
     /// a port the scraper reaches and the public does not.
     pub metrics_bind: Option<String>,
-    /// Multi-node broker (not used by a single node yet).
+    /// `redis://…` turns cluster mode on: every node shares this Redis and one PostgreSQL
+    /// database (docs/cluster.md).
     pub redis_url: Option<String>,
+    /// Cluster mode: each node's heartbeat on the broker (loss of the last envelope is
+    /// noticed within it) and presence lease renewal.
+    pub cluster_heartbeat_ms: u64,
+    /// Cluster mode: how long a gap in a chat's messages is waited out before the missing
+    /// ones are read from the database.
+    pub cluster_gap_wait_ms: u64,
+    /// Cluster mode: a node silent this long is dead; its users are announced offline.
+    pub cluster_node_timeout_ms: u64,
     /// `text` (default) or `json`.
     pub log_format: String,
     /// HTTP worker threads; defaults to the number of cores.
@@ -94,6 +103,9 @@ impl Default for Settings {
             allowed_origins: None,
             metrics_bind: None,
             redis_url: None,
+            cluster_heartbeat_ms: 1_000,
+            cluster_gap_wait_ms: 200,
+            cluster_node_timeout_ms: 10_000,
             log_format: "text".into(),
             workers: None,
             heartbeat_interval_ms: 20_000,

@@ -17,7 +17,9 @@
 //! imports only `domain`; `auth` takes its verifier as `web::Data<Auth>`, not the
 //! application state; `domain` imports nothing from the crate.
 
+pub mod announce;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod domain;

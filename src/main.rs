@@ -33,6 +33,10 @@ struct Flags {
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     database_url: Option<String>,
+    /// redis://… turns cluster mode on (MISSIVE_REDIS_URL; needs PostgreSQL).
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis_url: Option<String>,
     /// Data directory for the SQLite file and the dev secret (MISSIVE_DATA_DIR, default ./data).
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]

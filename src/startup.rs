@@ -11,11 +11,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
+use crate::cluster;
 use crate::config::{DatabaseKind, Settings};
 use crate::db::{self, Db};
 use crate::limits::Limits;
 use crate::posting::Poster;
-use crate::realtime::{Hub, LocalFanout, LocalPresence, Publisher, Sockets, Typing};
+use crate::realtime::{Fanout, Hub, LocalFanout, LocalPresence, Presence, Publisher, Sockets, Typing};
 use crate::routes;
 use crate::state::AppState;
 use crate::writes::{ChatOrder, Writes};
@@ -43,11 +44,46 @@ impl Application {
             TcpListener::bind(&settings.bind).map_err(|e| format!("cannot listen on {}: {e}", settings.bind))?;
         let addr = listener.local_addr()?;
         refuse_public_dev_auth(&auth, addr)?;
+        let cluster_url = settings.redis_url.as_deref().map(str::trim).filter(|u| !u.is_empty());
+        if cluster_url.is_some() && !matches!(settings.database(), DatabaseKind::Postgres(_)) {
+            return Err("cluster mode (MISSIVE_REDIS_URL) needs PostgreSQL: every node must share one database; \
+                set MISSIVE_DATABASE_URL to a postgres:// URL"
+                .into());
+        }
         let db = open_database(&settings).await?;
         let hub = Arc::new(Hub::new());
-        let publisher = Publisher::new(Arc::new(LocalFanout::new(hub.clone())));
-        let sockets = Sockets::new(hub.clone(), Arc::new(LocalPresence::new(hub)));
+        let cluster = cluster_url
+            .map(|url| {
+                let timing = cluster::Timing {
+                    heartbeat: Duration::from_millis(settings.cluster_heartbeat_ms.max(10)),
+                    gap_wait: Duration::from_millis(settings.cluster_gap_wait_ms),
+                };
+                cluster::Cluster::new(
+                    url,
+                    db.clone(),
+                    hub.clone(),
+                    timing,
+                    Duration::from_millis(settings.cluster_node_timeout_ms.max(100)),
+                )
+            })
+            .transpose()?;
+        let (fanout, presence): (Arc<dyn Fanout>, Arc<dyn Presence>) = match &cluster {
+            Some(c) => (Arc::new(c.fanout.clone()), c.presence.clone()),
+            None => (Arc::new(LocalFanout::new(hub.clone())), Arc::new(LocalPresence::new(hub.clone()))),
+        };
+        let publisher = Publisher::new(fanout.clone());
+        let sockets = Sockets::new(hub, presence, fanout);
         let typing = Typing::new(publisher.clone(), Duration::from_millis(settings.typing_timeout_ms));
+        let shutdown = CancellationToken::new();
+        let broker = cluster.as_ref().map(|c| c.status.clone());
+        if let Some(cluster) = cluster {
+            let (db, publisher, typing) = (db.clone(), publisher.clone(), typing.clone());
+            let announce: cluster::Announce = Arc::new(move |user, at| {
+                let (db, publisher, typing) = (db.clone(), publisher.clone(), typing.clone());
+                Box::pin(async move { crate::announce::offline(&db, &publisher, &typing, &user, at).await })
+            });
+            cluster.start(announce, shutdown.clone());
+        }
         // SQLite has one writer connection. PostgreSQL could commit on several, but fewer
         // writers make bigger batches, and a batch costs about the same few round trips
         // whatever its size: two writers (one filling while the other commits) acknowledged
@@ -67,7 +103,8 @@ impl Application {
             limits: Limits::new(&settings),
             auth,
             settings: settings.clone(),
-            shutdown: CancellationToken::new(),
+            broker,
+            shutdown,
             sessions: TaskTracker::new(),
         });
         let app_state = state.clone();

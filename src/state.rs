@@ -3,6 +3,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
+use crate::cluster::BrokerStatus;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::limits::Limits;
@@ -25,6 +26,8 @@ pub struct AppState {
     /// Per-user rates of each kind of write.
     pub limits: Limits,
     pub settings: Arc<Settings>,
+    /// Cluster mode: how the broker is doing (`/readyz`).
+    pub broker: Option<Arc<BrokerStatus>>,
     /// Cancelled on SIGTERM / Ctrl-C: every socket closes with 1001.
     pub shutdown: CancellationToken,
     /// Every socket's task, so that shutdown waits for them to end (a drain, not a poll).

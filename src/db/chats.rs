@@ -169,3 +169,13 @@ impl Db {
         self.read(async |c| position(c, user, chat).await).await
     }
 }
+
+/// The last `seq` of each of `chats` that exists.
+pub async fn last_seqs(conn: &mut Conn<'_>, ids: &[ChatId]) -> Result<Vec<(ChatId, i64)>, DbError> {
+    let ids: Vec<&str> = ids.iter().map(ChatId::as_str).collect();
+    on_conn!(conn, |c| {
+        let rows: Vec<(String, i64)> =
+            chats::table.filter(chats::id.eq_any(&ids)).select((chats::id, chats::last_seq)).load(c).await?;
+        Ok(rows.into_iter().map(|(id, seq)| (ChatId::from_trusted(id), seq)).collect())
+    })
+}

@@ -88,3 +88,18 @@ pub async fn page(
         Ok(Some(MessagePage { messages: rows, has_more }))
     })
 }
+
+/// Up to `limit` messages of `chat` with a `seq` above `after`, ascending, whoever asks
+/// (cluster mode fills a node's gap with them; membership is checked by the caller).
+pub async fn after(conn: &mut Conn<'_>, chat: &ChatId, after: i64, limit: i64) -> Result<Vec<MessageRow>, DbError> {
+    on_conn!(conn, |c| {
+        Ok(messages::table
+            .filter(messages::chat_id.eq(chat.as_str()))
+            .filter(messages::seq.gt(after))
+            .order(messages::seq.asc())
+            .limit(limit)
+            .select(MessageRow::as_select())
+            .load(c)
+            .await?)
+    })
+}

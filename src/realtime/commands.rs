@@ -67,6 +67,7 @@ impl<G: Gatekeeper> Session<G> {
         }
         let refused = match self.gate.chat_position(&self.conn.user, &chat).await {
             Ok(Some(last_seq)) if self.hub.confirm(&self.conn, &chat) => {
+                self.fanout.subscribed(&chat, last_seq);
                 if let Some((floor, resync)) = Box::pin(self.replay(&chat, since, last_seq)).await? {
                     self.tell_typists(&chat).await?;
                     // A removal may commit while a slow client takes the replay.

@@ -260,6 +260,43 @@ impl Hub {
         });
     }
 
+    /// Unsubscribes every connection from `chat` and returns them (cluster mode: their
+    /// stream of the chat broke, and they are told to join again).
+    pub fn drop_chat(&self, chat: &ChatId) -> Vec<Arc<ConnHandle>> {
+        let Some((_, conns)) = self.chats.remove(chat) else { return Vec::new() };
+        conns
+            .into_values()
+            .inspect(|c| {
+                c.joined_lock().remove(chat);
+            })
+            .collect()
+    }
+
+    /// Whether a connection here subscribed to `chat`.
+    pub fn has_subscribers(&self, chat: &ChatId) -> bool {
+        self.chats.contains_key(chat)
+    }
+
+    /// The chats with a subscriber here.
+    pub fn subscribed_chats(&self) -> Vec<ChatId> {
+        self.chats.iter().map(|e| e.key().clone()).collect()
+    }
+
+    /// Every open connection here.
+    pub fn connections(&self) -> Vec<Arc<ConnHandle>> {
+        self.users.iter().flat_map(|e| e.value().clone()).collect()
+    }
+
+    /// The users with a connection here, with how many.
+    pub fn users_here(&self) -> Vec<(UserId, usize)> {
+        self.users.iter().map(|e| (e.key().clone(), e.value().len())).collect()
+    }
+
+    /// Queues a frame for one connection; false when it did not take it.
+    pub fn offer_to(conn: &ConnHandle, frame: &Arc<Outbound>) -> bool {
+        conn.offer(frame)
+    }
+
     pub fn listen_all(&self, conn: &ConnHandle) {
         conn.listening_all.store(true, Ordering::Relaxed);
     }

@@ -27,10 +27,13 @@ pub struct ChatSequencer<T> {
     /// Items that may pass once `delivered` reaches their key, in arrival order per key.
     following: BTreeMap<i64, Vec<T>>,
     held: usize,
+    /// The highest `seq` known to be committed (offered, followed, or read from the
+    /// database): below it, anything not delivered is a gap.
+    known: i64,
 }
 
 /// What the caller should do after an offer.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Nothing is missing.
     InOrder,
@@ -44,7 +47,7 @@ pub enum Verdict {
 
 impl<T> Default for ChatSequencer<T> {
     fn default() -> Self {
-        Self { delivered: None, messages: BTreeMap::new(), following: BTreeMap::new(), held: 0 }
+        Self { delivered: None, messages: BTreeMap::new(), following: BTreeMap::new(), held: 0, known: 0 }
     }
 }
 
@@ -82,7 +85,15 @@ impl<T> ChatSequencer<T> {
         }
         self.messages.insert(seq, item);
         self.held += 1;
+        self.known = self.known.max(seq);
         self.release(out)
+    }
+
+    /// The database says messages up to `seq` are committed (a catch-up read): what is
+    /// not delivered up to there is a gap, even with nothing held.
+    pub fn expect(&mut self, seq: i64) -> Verdict {
+        self.known = self.known.max(seq);
+        self.verdict()
     }
 
     /// An event that must not overtake the message with `seq` (which is committed).
@@ -93,6 +104,7 @@ impl<T> ChatSequencer<T> {
         }
         self.following.entry(seq).or_default().push(item);
         self.held += 1;
+        self.known = self.known.max(seq);
         self.release(out)
     }
 
@@ -104,6 +116,7 @@ impl<T> ChatSequencer<T> {
             }
             self.messages.insert(seq, item);
             self.held += 1;
+            self.known = self.known.max(seq);
         }
         self.release(out)
     }
@@ -149,14 +162,14 @@ impl<T> ChatSequencer<T> {
             return Verdict::Resync;
         }
         match self.delivered {
-            Some(after) if self.held > 0 => Verdict::Gap { after },
+            Some(after) if self.is_waiting() => Verdict::Gap { after },
             _ => Verdict::InOrder,
         }
     }
 
-    /// Whether anything is held (a gap is open).
+    /// Whether a gap is open: something is held, or the database is known to be ahead.
     pub fn is_waiting(&self) -> bool {
-        self.held > 0
+        self.held > 0 || self.delivered.is_some_and(|d| d < self.known)
     }
 }
 

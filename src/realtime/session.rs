@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, interval_at, sleep_until};
 use tokio_util::sync::CancellationToken;
 
+use super::fanout::Fanout;
 use super::hub::{ConnHandle, Hub, Outbound};
 use super::presence::Presence;
 use super::protocol::*;
@@ -91,6 +92,8 @@ pub(super) struct Session<G> {
     pub(super) ws: actix_ws::Session,
     pub(super) conn: Arc<ConnHandle>,
     pub(super) hub: Arc<Hub>,
+    /// Told where a joining connection starts (`Fanout::subscribed`).
+    pub(super) fanout: Arc<dyn Fanout>,
     pub(super) gate: G,
     pub(super) cfg: SessionConfig,
     /// Token expiry in Unix seconds; moved forward by `refresh-token`.
@@ -106,19 +109,25 @@ pub(super) struct Session<G> {
     pub(super) public_id: String,
 }
 
+/// What of the push layer a session uses.
+pub(super) struct Layer {
+    pub(super) hub: Arc<Hub>,
+    pub(super) presence: Arc<dyn Presence>,
+    pub(super) fanout: Arc<dyn Fanout>,
+}
+
 /// Runs a connection from the greeting to the close frame (through `Sockets::accept`).
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn run<G: Gatekeeper>(
     ws: actix_ws::Session,
     mut stream: Frames,
-    hub: Arc<Hub>,
-    presence: Arc<dyn Presence>,
+    layer: Layer,
     gate: G,
     cfg: SessionConfig,
     peer: Peer,
     shutdown: CancellationToken,
 ) {
     let Peer { user, expires_at } = peer;
+    let Layer { hub, presence, fanout } = layer;
     let Some((conn, mut rx, first_here)) =
         hub.register(user.clone(), cfg.outbox_capacity, cfg.max_connections_per_user)
     else {
@@ -139,6 +148,7 @@ pub(super) async fn run<G: Gatekeeper>(
         ws,
         conn: conn.clone(),
         hub,
+        fanout,
         gate,
         expires_at,
         last_seen: Instant::now(),

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+use super::fanout::Fanout;
 use super::hub::Hub;
 use super::presence::Presence;
 use super::session::{self, Gatekeeper, SessionConfig};
@@ -17,6 +18,7 @@ use crate::domain::UserId;
 pub struct Sockets {
     hub: Arc<Hub>,
     presence: Arc<dyn Presence>,
+    fanout: Arc<dyn Fanout>,
 }
 
 /// Who the connection is, as the upgrade authenticated it.
@@ -27,8 +29,8 @@ pub struct Peer {
 }
 
 impl Sockets {
-    pub fn new(hub: Arc<Hub>, presence: Arc<dyn Presence>) -> Self {
-        Self { hub, presence }
+    pub fn new(hub: Arc<Hub>, presence: Arc<dyn Presence>, fanout: Arc<dyn Fanout>) -> Self {
+        Self { hub, presence, fanout }
     }
 
     /// The connection's whole life, from the greeting to the close frame: spawn it.
@@ -41,7 +43,9 @@ impl Sockets {
         peer: Peer,
         shutdown: CancellationToken,
     ) -> impl Future<Output = ()> + use<G> {
-        session::run(ws, stream, self.hub.clone(), self.presence.clone(), gate, cfg, peer, shutdown)
+        let layer =
+            session::Layer { hub: self.hub.clone(), presence: self.presence.clone(), fanout: self.fanout.clone() };
+        session::run(ws, stream, layer, gate, cfg, peer, shutdown)
     }
 
     /// For each of `users`, whether they have an open connection anywhere (REST presence).

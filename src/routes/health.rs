@@ -16,6 +16,11 @@ pub struct Readiness {
     status: &'static str,
     /// `sqlite` or `postgresql`
     database: &'static str,
+    /// Cluster mode only: `ok`, or `degraded` while Redis is unreachable (the node still
+    /// serves: posts commit, local delivery continues, remote messages come from the
+    /// database; a load balancer must not drain every node at once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    broker: Option<&'static str>,
 }
 
 /// GET /healthz — the process is up.
@@ -30,7 +35,10 @@ pub async fn get_health() -> HttpResponse {
         (status = 503, description = "The database is not reachable", body = crate::error::ErrorBody)))]
 pub async fn get_readiness(state: web::Data<AppState>) -> HttpResponse {
     match state.db.ping().await {
-        Ok(()) => HttpResponse::Ok().json(Readiness { status: "ready", database: state.db.backend_name() }),
+        Ok(()) => {
+            let broker = state.broker.as_ref().map(|b| if b.healthy() { "ok" } else { "degraded" });
+            HttpResponse::Ok().json(Readiness { status: "ready", database: state.db.backend_name(), broker })
+        }
         Err(e) => crate::error::ApiError::Unavailable(e.to_string()).error_response(),
     }
 }

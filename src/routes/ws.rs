@@ -2,13 +2,13 @@ use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::announce;
 use crate::auth::{TokenSource, token_from_request};
 use crate::db::Cursor;
-use crate::domain::{ChatId, Millis, UserId, now_millis, rfc3339_millis};
+use crate::domain::{ChatId, UserId, now_millis};
 use crate::error::{ApiError, ErrorBody};
-use crate::realtime::Audience;
 use crate::realtime::ReplayPage;
-use crate::realtime::protocol::{MessageEvent, ServerEvent, UserOffline, UserOnline};
+use crate::realtime::protocol::{MessageEvent, ServerEvent};
 use crate::realtime::wire::Frames;
 use crate::realtime::{Gatekeeper, Peer, SessionConfig};
 use crate::state::AppState;
@@ -90,22 +90,6 @@ struct DbGate {
     state: Arc<AppState>,
 }
 
-impl DbGate {
-    /// Records the time and tells everyone who shares a chat with `user`.
-    async fn announce(&self, user: &UserId, event: impl FnOnce(Millis) -> ServerEvent) {
-        let now = now_millis();
-        if let Err(e) = self.state.db.touch_presence(user, now).await {
-            tracing::warn!(error = %e, %user, "cannot record last seen");
-        }
-        match self.state.db.contacts_of(user).await {
-            Ok(contacts) => {
-                self.state.publisher.publish(&Audience::Users(contacts), &event(now));
-            }
-            Err(e) => tracing::warn!(error = %e, %user, "presence not announced"),
-        }
-    }
-}
-
 impl Gatekeeper for DbGate {
     async fn chat_position(&self, user: &UserId, chat: &ChatId) -> Result<Option<i64>, String> {
         self.state.db.chat_position(user, chat).await.map_err(|e| e.to_string())
@@ -144,14 +128,10 @@ impl Gatekeeper for DbGate {
     }
 
     async fn user_online(&self, user: &UserId) {
-        self.announce(user, |_| ServerEvent::UserOnline(UserOnline { user_id: user.to_string() })).await;
+        announce::online(&self.state.db, &self.state.publisher, user, now_millis()).await;
     }
 
     async fn user_offline(&self, user: &UserId) {
-        self.state.typing.clear_user(user, None);
-        self.announce(user, |at| {
-            ServerEvent::UserOffline(UserOffline { user_id: user.to_string(), last_seen: rfc3339_millis(at) })
-        })
-        .await;
+        announce::offline(&self.state.db, &self.state.publisher, &self.state.typing, user, now_millis()).await;
     }
 }

@@ -33,6 +33,21 @@ pub enum ServerEvent {
     UserOffline(UserOffline),
     ParticipantAdded(Participant),
     ParticipantRemoved(Participant),
+    Resync(Resync),
+}
+
+/// Cluster mode only: events may have been lost between nodes and could not be re-read.
+/// With `rejoin`, the server dropped this connection's subscription to `chatId`: send
+/// `join-chat` with your `lastSeq` (messages are replayed). Without it, messages keep
+/// flowing; re-read what else may have changed (the chat, or without `chatId` your chats)
+/// over REST.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resync {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chat_id: Option<String>,
+    pub rejoin: bool,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -187,7 +202,7 @@ struct Envelope<'a> {
 
 impl ServerEvent {
     /// Every server event name (the AsyncAPI test checks each is documented).
-    pub const EVENTS: [&'static str; 21] = [
+    pub const EVENTS: [&'static str; 22] = [
         "connected",
         "new-message",
         "chat-updated",
@@ -209,6 +224,7 @@ impl ServerEvent {
         "user-offline",
         "participant-added",
         "participant-removed",
+        "resync",
     ];
 
     /// The wire name; exhaustive, so a new variant cannot go unnamed.
@@ -235,6 +251,7 @@ impl ServerEvent {
             Self::UserOffline(_) => "user-offline",
             Self::ParticipantAdded(_) => "participant-added",
             Self::ParticipantRemoved(_) => "participant-removed",
+            Self::Resync(_) => "resync",
         }
     }
 

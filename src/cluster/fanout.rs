@@ -1,0 +1,353 @@
+//! The cluster fan-out: each event is delivered here at once (through the same per-chat
+//! sequencer as remote ones, so a local `seq 6` never overtakes a remote `seq 5`) and
+//! handed to the broker as one envelope; envelopes from other nodes come back in through
+//! `receive`. A gap in a chat's `seq` is waited out briefly, then filled from PostgreSQL.
+
+use dashmap::DashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+use super::envelope::{Header, Kind, WireAudience};
+use crate::db::{self, Db};
+use crate::domain::{ChatId, UserId};
+use crate::realtime::fanout::{Event, deliver, deliver_chat_updated, frame_of, new_message_frame};
+use crate::realtime::protocol::{Resync, ServerEvent};
+use crate::realtime::sequencer::{ChatSequencer, Verdict};
+use crate::realtime::{Audience, Fanout, Hub, Outbound};
+use crate::views::MessageView;
+
+/// Rows read per gap fill.
+const FILL_PAGE: i64 = 256;
+
+/// An envelope waiting for the publisher task (which numbers it).
+pub struct Outgoing {
+    pub kind: Kind,
+    pub frame: bytestring::ByteString,
+}
+
+/// What a chat's sequencer holds: a frame and who gets it.
+#[derive(Debug)]
+struct Item {
+    audience: Audience,
+    frame: Arc<Outbound>,
+    /// For a message: the members when it committed; only their connections get it.
+    members: Option<Arc<[UserId]>>,
+}
+
+#[derive(Default)]
+struct ChatState {
+    sequencer: ChatSequencer<Item>,
+    /// A fill task is scheduled or running.
+    filling: bool,
+}
+
+pub struct ClusterFanout {
+    pub(super) hub: Arc<Hub>,
+    pub(super) db: Db,
+    pub(super) node: String,
+    out: mpsc::Sender<Outgoing>,
+    /// Envelopes dropped because the publisher's queue was full: the publisher skips
+    /// their numbers, so receivers see the loss.
+    pub(super) skipped: Arc<AtomicU64>,
+    chats: DashMap<ChatId, ChatState>,
+    gap_wait: Duration,
+}
+
+impl ClusterFanout {
+    pub fn new(hub: Arc<Hub>, db: Db, node: String, out: mpsc::Sender<Outgoing>, gap_wait: Duration) -> Arc<Self> {
+        Arc::new(Self { hub, db, node, out, skipped: Arc::new(AtomicU64::new(0)), chats: DashMap::new(), gap_wait })
+    }
+
+    fn send(&self, kind: Kind, frame: bytestring::ByteString) {
+        if self.out.try_send(Outgoing { kind, frame }).is_err() {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("missive_broker_dropped_total", "side" => "publish").increment(1);
+        }
+    }
+
+    /// An envelope from another node.
+    pub fn receive(self: &Arc<Self>, header: Header, frame: bytestring::ByteString) {
+        match header.kind {
+            Kind::Message { c, s, m } => {
+                let chat = ChatId::from_trusted(c);
+                let members: Vec<(UserId, i64)> = m.into_iter().map(|(u, r)| (UserId::from_trusted(u), r)).collect();
+                let outbound = Arc::new(Outbound {
+                    frame,
+                    chat: Some(chat.clone()),
+                    seq: Some(s),
+                    queued_at: std::time::Instant::now(),
+                });
+                self.offer_message(&chat, s, outbound.clone(), &members);
+                self.remote_chat_updated(&chat, &outbound, &members);
+            }
+            Kind::Event { a, f } => {
+                let audience = Audience::from(a);
+                let chat = match &audience {
+                    Audience::Chat(c) | Audience::ChatExcept(c, _) => Some(c.clone()),
+                    _ => None,
+                };
+                let outbound =
+                    Arc::new(Outbound { frame, chat: chat.clone(), seq: None, queued_at: std::time::Instant::now() });
+                self.offer_event(audience, chat, f, outbound);
+            }
+            Kind::Evict { c, u } => self.hub.evict(&ChatId::from_trusted(c), &UserId::from_trusted(u)),
+            Kind::Heartbeat {} => {}
+        }
+    }
+
+    /// `chat-updated` for this node's listen-all members of a remote message: only then is
+    /// the frame parsed back for its message.
+    fn remote_chat_updated(&self, chat: &ChatId, outbound: &Outbound, members: &[(UserId, i64)]) {
+        let users: Vec<UserId> = members.iter().map(|(u, _)| u.clone()).collect();
+        if self.hub.recipients(crate::realtime::hub::Target::ListeningUsers(&users)).is_empty() {
+            return;
+        }
+        let Ok(ServerEvent::NewMessage(event)) = serde_json::from_str::<ServerEvent>(&outbound.frame) else {
+            tracing::warn!(%chat, "cluster: a new-message frame did not parse back");
+            return;
+        };
+        deliver_chat_updated(&self.hub, chat, &event.message, members, |_| true);
+    }
+
+    fn offer_message(self: &Arc<Self>, chat: &ChatId, seq: i64, frame: Arc<Outbound>, members: &[(UserId, i64)]) {
+        let members: Arc<[UserId]> = members.iter().map(|(u, _)| u.clone()).collect();
+        let item = Item { audience: Audience::Chat(chat.clone()), frame, members: Some(members) };
+        self.with_chat(chat, |state, out| state.sequencer.message(seq, item, out));
+    }
+
+    fn offer_event(
+        self: &Arc<Self>,
+        audience: Audience,
+        chat: Option<ChatId>,
+        follows: Option<i64>,
+        frame: Arc<Outbound>,
+    ) {
+        match (chat, follows) {
+            (Some(chat), Some(seq)) => {
+                let item = Item { audience, frame, members: None };
+                self.with_chat(&chat, |state, out| state.sequencer.following(seq, item, out));
+            }
+            _ => {
+                deliver(&self.hub, &audience, || frame);
+            }
+        }
+    }
+
+    /// Runs `offer` on the chat's sequencer and hands on what it released, under the
+    /// chat's entry lock (delivery never waits), so releases keep their order. A chat with
+    /// no sequencer and no local subscriber has nobody here to deliver to.
+    fn with_chat(self: &Arc<Self>, chat: &ChatId, offer: impl FnOnce(&mut ChatState, &mut Vec<Item>) -> Verdict) {
+        let mut out = Vec::new();
+        let verdict = {
+            let mut state = match self.chats.get_mut(chat) {
+                Some(state) => state,
+                None if self.hub.has_subscribers(chat) => self.chats.entry(chat.clone()).or_default(),
+                None => return,
+            };
+            let verdict = offer(&mut state, &mut out);
+            self.hand_on(out);
+            if matches!(verdict, Verdict::Gap { .. }) && !state.filling {
+                state.filling = true;
+                self.spawn_fill(chat.clone());
+            }
+            verdict
+        };
+        if verdict == Verdict::Resync {
+            self.resync_chat(chat, "the node fell too far behind in this chat");
+        }
+    }
+
+    fn hand_on(&self, items: Vec<Item>) {
+        for item in items {
+            match &item.members {
+                Some(members) => {
+                    let Audience::Chat(chat) = &item.audience else { continue };
+                    let recipients: Vec<_> = self
+                        .hub
+                        .recipients(crate::realtime::hub::Target::Chat(chat))
+                        .into_iter()
+                        .filter(|c| members.contains(&c.user))
+                        .collect();
+                    let n = Hub::deliver(&recipients, &item.frame);
+                    metrics::counter!("missive_events_pushed_total").increment(n as u64);
+                }
+                None => {
+                    deliver(&self.hub, &item.audience, || item.frame.clone());
+                }
+            }
+        }
+    }
+
+    /// After a short wait (the late envelope is usually in flight), reads what is missing
+    /// from the database. Twice failed, the chat's connections are told to rejoin.
+    fn spawn_fill(self: &Arc<Self>, chat: ChatId) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(this.gap_wait).await;
+            let mut failures = 0;
+            loop {
+                let after = match this.chats.get(&chat) {
+                    Some(state) if state.sequencer.is_waiting() => state.sequencer.delivered(),
+                    _ => None,
+                };
+                let Some(after) = after else {
+                    if let Some(mut state) = this.chats.get_mut(&chat) {
+                        state.filling = false;
+                    }
+                    return;
+                };
+                metrics::counter!("missive_cluster_gap_fills_total").increment(1);
+                match this.read_after(&chat, after).await {
+                    Ok((rows, members)) => {
+                        let full = rows.len() as i64 == FILL_PAGE;
+                        let rows = rows.into_iter().map(|m| {
+                            let seq = m.seq;
+                            let frame = new_message_frame(&chat, &MessageView::from(m));
+                            (
+                                seq,
+                                Item { audience: Audience::Chat(chat.clone()), frame, members: Some(members.clone()) },
+                            )
+                        });
+                        let mut verdict = Verdict::InOrder;
+                        this.with_chat(&chat, |state, out| {
+                            verdict = state.sequencer.fill(rows, out);
+                            verdict
+                        });
+                        if verdict == Verdict::Resync {
+                            return;
+                        }
+                        if !full && matches!(verdict, Verdict::Gap { .. }) {
+                            // Held items wait for a message that is not committed yet as
+                            // far as this read saw: look again after another wait.
+                            tokio::time::sleep(this.gap_wait).await;
+                        }
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        tracing::warn!(%chat, error = %e, failures, "cluster: gap fill failed");
+                        if failures >= 2 {
+                            this.chats.remove(&chat);
+                            this.resync_chat(&chat, "missed messages could not be read");
+                            return;
+                        }
+                        tokio::time::sleep(this.gap_wait).await;
+                    }
+                }
+            }
+        });
+    }
+
+    async fn read_after(
+        &self,
+        chat: &ChatId,
+        after: i64,
+    ) -> Result<(Vec<db::models::MessageRow>, Arc<[UserId]>), db::DbError> {
+        self.db
+            .read(async |c| {
+                let rows = db::messages::after(c, chat, after, FILL_PAGE).await?;
+                let members: Arc<[UserId]> = db::members::of_chat(c, chat).await?.into();
+                Ok((rows, members))
+            })
+            .await
+    }
+
+    /// Drops the chat here and tells its connections to join again (with their `lastSeq`).
+    pub(super) fn resync_chat(&self, chat: &ChatId, reason: &str) {
+        self.chats.remove(chat);
+        let conns = self.hub.drop_chat(chat);
+        metrics::counter!("missive_cluster_resyncs_total", "scope" => "chat").increment(1);
+        tracing::warn!(%chat, connections = conns.len(), reason, "cluster: chat resync");
+        let frame = Arc::new(Outbound::unscoped(
+            ServerEvent::Resync(Resync { chat_id: Some(chat.to_string()), rejoin: true, reason: reason.into() })
+                .encode(),
+        ));
+        for conn in conns {
+            Hub::offer_to(&conn, &frame);
+        }
+    }
+
+    /// Events may have been lost (a gap in an origin's counter, a broken subscription):
+    /// messages are re-read for every chat followed here; the rest cannot be, so every
+    /// connection is told to re-read its state.
+    pub(super) async fn repair(self: &Arc<Self>, reason: &str) {
+        metrics::counter!("missive_cluster_resyncs_total", "scope" => "node").increment(1);
+        tracing::warn!(reason, "cluster: events may have been lost; repairing");
+        self.catch_up().await;
+        let frame = Arc::new(Outbound::unscoped(
+            ServerEvent::Resync(Resync { chat_id: None, rejoin: false, reason: reason.into() }).encode(),
+        ));
+        for conn in self.hub.connections() {
+            Hub::offer_to(&conn, &frame);
+        }
+    }
+
+    /// Compares each followed chat's last `seq` in the database with what was delivered
+    /// here, and fills what is behind (remote messages while the broker is down, or a lost
+    /// last message).
+    pub(super) async fn catch_up(self: &Arc<Self>) {
+        let chats: Vec<ChatId> = self.chats.iter().map(|e| e.key().clone()).collect();
+        if chats.is_empty() {
+            return;
+        }
+        let positions = match self.db.read(async |c| db::chats::last_seqs(c, &chats).await).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "cluster: catch-up could not read positions");
+                return;
+            }
+        };
+        for (chat, last) in positions {
+            let behind = self.chats.get(&chat).and_then(|s| s.sequencer.delivered()).is_some_and(|d| d < last);
+            if behind {
+                let this = self.clone();
+                // Offering the missing range as a gap: the fill reads it.
+                if let Some(mut state) = this.chats.get_mut(&chat)
+                    && !state.filling
+                {
+                    state.filling = true;
+                    state.sequencer.expect(last);
+                    drop(state);
+                    this.spawn_fill(chat);
+                }
+            }
+        }
+    }
+
+    /// Forgets chats nobody here follows any more.
+    pub(super) fn sweep(&self) {
+        self.chats
+            .retain(|chat, state| state.filling || state.sequencer.is_waiting() || self.hub.has_subscribers(chat));
+    }
+}
+
+impl Fanout for Arc<ClusterFanout> {
+    fn publish(&self, event: Event<'_>) {
+        match event {
+            Event::NewMessage { chat, message, members } => {
+                let frame = new_message_frame(chat, message);
+                self.offer_message(chat, message.seq, frame.clone(), members);
+                deliver_chat_updated(&self.hub, chat, message, members, |_| true);
+                let m = members.iter().map(|(u, r)| (u.to_string(), *r)).collect();
+                self.send(Kind::Message { c: chat.to_string(), s: message.seq, m }, frame.frame.clone());
+            }
+            Event::Other { audience, event: ev } => {
+                let follows = event.follows();
+                let chat = event.chat().cloned();
+                let frame = frame_of(audience, ev);
+                self.offer_event(audience.clone(), chat, follows, frame.clone());
+                self.send(Kind::Event { a: WireAudience::from(audience), f: follows }, frame.frame.clone());
+            }
+        }
+    }
+
+    fn evict(&self, chat: &ChatId, user: &UserId) {
+        self.hub.evict(chat, user);
+        self.send(Kind::Evict { c: chat.to_string(), u: user.to_string() }, bytestring::ByteString::new());
+    }
+
+    fn subscribed(&self, chat: &ChatId, position: i64) {
+        self.with_chat(chat, |state, out| state.sequencer.position(position, out));
+    }
+}

@@ -1,0 +1,87 @@
+//! Cluster mode: N nodes on one PostgreSQL database and one Redis behave as one node.
+//! Design and reasoning: `docs/cluster.md`. PostgreSQL's per-chat `seq` is the only
+//! sequencer and the only store; Redis pub/sub is a fast, lossy path whose losses are
+//! detected and repaired (`broker`); each node orders what it receives per chat
+//! (`realtime::sequencer`, driven by `fanout`); presence spans the nodes (`presence`).
+
+mod broker;
+pub mod envelope;
+mod fanout;
+mod presence;
+
+pub use broker::{BrokerStatus, Timing};
+pub use fanout::ClusterFanout;
+pub use presence::{Announce, RedisPresence};
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::Db;
+use crate::realtime::Hub;
+
+/// Envelopes waiting to be published; past it they are dropped and their numbers
+/// skipped, so receivers repair.
+const PUBLISH_QUEUE: usize = 65_536;
+
+/// This node's part of the cluster.
+pub struct Cluster {
+    pub node: String,
+    pub fanout: Arc<ClusterFanout>,
+    pub presence: Arc<RedisPresence>,
+    pub status: Arc<BrokerStatus>,
+    client: redis::Client,
+    queue: mpsc::Receiver<fanout::Outgoing>,
+    timing: Timing,
+    lease: Duration,
+}
+
+impl Cluster {
+    /// Prepares the node (no connection yet: a node starts during a Redis outage too).
+    pub fn new(redis_url: &str, db: Db, hub: Arc<Hub>, timing: Timing, lease: Duration) -> Result<Self, String> {
+        let client = redis::Client::open(with_resp3(redis_url)?).map_err(|e| format!("MISSIVE_REDIS_URL: {e}"))?;
+        let node = uuid::Uuid::new_v4().simple().to_string();
+        let (tx, queue) = mpsc::channel(PUBLISH_QUEUE);
+        let fanout = ClusterFanout::new(hub.clone(), db, node.clone(), tx, timing.gap_wait);
+        let presence = RedisPresence::new(hub, node.clone());
+        Ok(Self { node, fanout, presence, status: Arc::default(), client, queue, timing, lease })
+    }
+
+    /// Starts the publisher, the subscriber and presence upkeep, until `stop`.
+    pub fn start(self, announce: Announce, stop: CancellationToken) {
+        let last_published = Arc::new(AtomicU64::new(0));
+        tracing::info!(node = %self.node, "cluster mode: redis broker");
+        tokio::spawn(broker::publish_loop(
+            self.client.clone(),
+            self.fanout.clone(),
+            self.queue,
+            self.status.clone(),
+            self.timing,
+            last_published.clone(),
+            stop.clone(),
+        ));
+        tokio::spawn(broker::receive_loop(
+            self.client.clone(),
+            self.fanout.clone(),
+            self.status.clone(),
+            self.timing,
+            last_published,
+            stop.clone(),
+        ));
+        tokio::spawn(self.presence.clone().maintain(self.client, self.lease, self.timing.heartbeat, announce, stop));
+    }
+}
+
+/// Subscriptions on a multiplexed connection need RESP3 (redis-rs push messages).
+fn with_resp3(url: &str) -> Result<String, String> {
+    let mut parsed = url::Url::parse(url).map_err(|e| format!("MISSIVE_REDIS_URL is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "redis" | "rediss" | "redis+unix" | "unix") {
+        return Err("MISSIVE_REDIS_URL must start with redis://".into());
+    }
+    let others: Vec<(String, String)> =
+        parsed.query_pairs().filter(|(k, _)| k != "protocol").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    parsed.query_pairs_mut().clear().extend_pairs(others).append_pair("protocol", "resp3");
+    Ok(parsed.to_string())
+}

@@ -1,0 +1,279 @@
+//! Cluster-wide presence in Redis. Each user has a hash of connection counts per node; the
+//! scripts that change it return the user's total, so the first connection anywhere and
+//! the last one are each seen exactly once. Each node keeps a lease alive with its
+//! heartbeat; when a lease expires, one survivor (under a lock) removes the dead node's
+//! counts and announces its users offline with the time of its last heartbeat.
+//!
+//! While Redis is unreachable presence falls back to this node's own connections (the
+//! `missive_presence_scope` gauge and `debug-status` say so). Redis that lost its data (a
+//! restart: it keeps nothing on disk here) is noticed by its missing epoch key; every node
+//! then writes its counts back without announcing anything.
+
+use futures_util::future::{BoxFuture, FutureExt};
+use redis::aio::ConnectionManager;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::{Millis, UserId, now_millis};
+use crate::realtime::{Hub, Presence};
+
+const NODES: &str = "missive:nodes";
+const EPOCH: &str = "missive:epoch";
+
+fn user_key(user: &str) -> String {
+    format!("missive:presence:{user}")
+}
+fn node_users(node: &str) -> String {
+    format!("missive:node-users:{node}")
+}
+fn lease(node: &str) -> String {
+    format!("missive:node:{node}")
+}
+fn seen(node: &str) -> String {
+    format!("missive:node-seen:{node}")
+}
+
+/// +1 (or -1) connection of user on node; returns the user's total over all nodes.
+const CHANGE: &str = r"
+local c = redis.call('HINCRBY', KEYS[1], ARGV[1], tonumber(ARGV[3]))
+if c <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('SREM', KEYS[2], ARGV[2])
+else
+  redis.call('SADD', KEYS[2], ARGV[2])
+end
+local total = 0
+for _, v in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(v) end
+return total
+";
+
+/// Removes a dead node's count of one user; returns the user's total left.
+const REAP_USER: &str = r"
+redis.call('HDEL', KEYS[1], ARGV[1])
+local total = 0
+for _, v in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(v) end
+return total
+";
+
+/// Tells the application a user went offline because their node died.
+pub type Announce = Arc<dyn Fn(UserId, Millis) -> BoxFuture<'static, ()> + Send + Sync>;
+
+pub struct RedisPresence {
+    hub: Arc<Hub>,
+    node: String,
+    conn: OnceCell<ConnectionManager>,
+    /// Redis answered the last presence call.
+    reachable: AtomicBool,
+    change: redis::Script,
+    reap_user: redis::Script,
+}
+
+impl RedisPresence {
+    pub fn new(hub: Arc<Hub>, node: String) -> Arc<Self> {
+        Arc::new(Self {
+            hub,
+            node,
+            conn: OnceCell::new(),
+            reachable: AtomicBool::new(false),
+            change: redis::Script::new(CHANGE),
+            reap_user: redis::Script::new(REAP_USER),
+        })
+    }
+
+    pub fn is_cluster_wide(&self) -> bool {
+        self.reachable.load(Ordering::Relaxed)
+    }
+
+    fn note(&self, ok: bool) {
+        if self.reachable.swap(ok, Ordering::Relaxed) != ok {
+            metrics::gauge!("missive_presence_cluster_wide").set(if ok { 1.0 } else { 0.0 });
+            if ok {
+                tracing::info!("presence is cluster-wide");
+            } else {
+                tracing::warn!("redis unreachable: presence falls back to this node");
+            }
+        }
+    }
+
+    async fn change(&self, user: &UserId, delta: i64) -> Option<i64> {
+        let mut conn = self.conn.get()?.clone();
+        let total = self
+            .change
+            .key(user_key(user.as_str()))
+            .key(node_users(&self.node))
+            .arg(&self.node)
+            .arg(user.as_str())
+            .arg(delta)
+            .invoke_async::<i64>(&mut conn)
+            .await;
+        self.note(total.is_ok());
+        total.ok()
+    }
+
+    /// Keeps the lease alive, writes the counts back if Redis lost them, and reaps dead
+    /// nodes. Runs every heartbeat.
+    pub async fn maintain(
+        self: Arc<Self>,
+        client: redis::Client,
+        lease_ttl: Duration,
+        heartbeat: Duration,
+        announce: Announce,
+        stop: CancellationToken,
+    ) {
+        let Some(conn) = super::broker::connect(&client, super::broker::manager_config(), &stop).await else { return };
+        let _ = self.conn.set(conn.clone());
+        let mut conn = conn;
+        let mut epoch: Option<String> = None;
+        let mut ticks = tokio::time::interval(heartbeat);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => {
+                    // A clean stop: the users of this node are announced by their sessions
+                    // closing; the lease goes now so nobody reaps us later.
+                    let _: Result<(), _> = redis::pipe().del(lease(&self.node)).srem(NODES, &self.node).query_async(&mut conn).await;
+                    return;
+                }
+                _ = ticks.tick() => {}
+            }
+            match self.tick(&mut conn, &mut epoch, lease_ttl, &announce).await {
+                Ok(()) => self.note(true),
+                Err(e) => {
+                    tracing::debug!(error = %e, "presence maintenance failed");
+                    self.note(false);
+                }
+            }
+        }
+    }
+
+    async fn tick(
+        &self,
+        conn: &mut ConnectionManager,
+        epoch: &mut Option<String>,
+        lease_ttl: Duration,
+        announce: &Announce,
+    ) -> redis::RedisResult<()> {
+        let now = now_millis();
+        let (current,): (Option<String>,) = redis::pipe()
+            .set(lease(&self.node), now)
+            .arg("PX")
+            .arg(lease_ttl.as_millis() as u64)
+            .ignore()
+            .set(seen(&self.node), now)
+            .ignore()
+            .sadd(NODES, &self.node)
+            .ignore()
+            .get(EPOCH)
+            .query_async(conn)
+            .await?;
+        if current.is_none() || current != *epoch {
+            // A new or emptied Redis: this node's counts go back in, silently (the users
+            // never went offline).
+            let fresh = uuid::Uuid::new_v4().simple().to_string();
+            let (now_epoch,): (Option<String>,) =
+                redis::pipe().set_nx(EPOCH, &fresh).ignore().get(EPOCH).query_async(conn).await?;
+            // Idempotent: each count is set to what this node's registry holds.
+            let mut pipe = redis::pipe();
+            for (user, count) in self.hub.users_here() {
+                pipe.hset(user_key(user.as_str()), &self.node, count).ignore();
+                pipe.sadd(node_users(&self.node), user.as_str()).ignore();
+            }
+            pipe.query_async::<()>(conn).await?;
+            if epoch.is_some() {
+                tracing::info!("presence: redis lost its data; this node's users are registered again");
+            }
+            *epoch = now_epoch;
+        }
+        let nodes: Vec<String> = redis::cmd("SMEMBERS").arg(NODES).query_async(conn).await?;
+        for other in nodes.into_iter().filter(|n| *n != self.node) {
+            let alive: bool = redis::cmd("EXISTS").arg(lease(&other)).query_async(conn).await?;
+            if !alive {
+                self.reap(conn, &other, announce).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A node's lease expired: one survivor takes it over and announces its users offline.
+    async fn reap(&self, conn: &mut ConnectionManager, dead: &str, announce: &Announce) -> redis::RedisResult<()> {
+        let lock: bool = redis::cmd("SET")
+            .arg(format!("missive:reap:{dead}"))
+            .arg(&self.node)
+            .arg("NX")
+            .arg("PX")
+            .arg(30_000)
+            .query_async::<Option<String>>(conn)
+            .await?
+            .is_some();
+        if !lock {
+            return Ok(());
+        }
+        let last_seen: Option<i64> = redis::cmd("GET").arg(seen(dead)).query_async(conn).await?;
+        let last_seen = last_seen.unwrap_or_else(now_millis);
+        let users: Vec<String> = redis::cmd("SMEMBERS").arg(node_users(dead)).query_async(conn).await?;
+        tracing::warn!(node = dead, users = users.len(), "presence: a node died; announcing its users offline");
+        metrics::counter!("missive_presence_nodes_reaped_total").increment(1);
+        for user in users {
+            let total: i64 = self.reap_user.key(user_key(&user)).arg(dead).invoke_async(conn).await?;
+            if total == 0 {
+                announce(UserId::from_trusted(user), last_seen).await;
+            }
+        }
+        redis::pipe()
+            .del(node_users(dead))
+            .ignore()
+            .del(seen(dead))
+            .ignore()
+            .srem(NODES, dead)
+            .ignore()
+            .query_async::<()>(conn)
+            .await
+    }
+}
+
+impl Presence for RedisPresence {
+    fn opened<'a>(&'a self, user: &'a UserId, first_here: bool) -> BoxFuture<'a, bool> {
+        async move {
+            match self.change(user, 1).await {
+                Some(total) => total == 1,
+                None => first_here,
+            }
+        }
+        .boxed()
+    }
+
+    fn closed<'a>(&'a self, user: &'a UserId, last_here: bool) -> BoxFuture<'a, bool> {
+        async move {
+            match self.change(user, -1).await {
+                Some(total) => total <= 0,
+                None => last_here,
+            }
+        }
+        .boxed()
+    }
+
+    fn online_among<'a>(&'a self, users: &'a [UserId]) -> BoxFuture<'a, Vec<bool>> {
+        async move {
+            let local = || users.iter().map(|u| self.hub.is_online(u)).collect();
+            let Some(conn) = self.conn.get() else { return local() };
+            let mut conn = conn.clone();
+            let mut pipe = redis::pipe();
+            for u in users {
+                pipe.hlen(user_key(u.as_str()));
+            }
+            match pipe.query_async::<Vec<i64>>(&mut conn).await {
+                Ok(lens) => {
+                    self.note(true);
+                    lens.into_iter().map(|n| n > 0).collect()
+                }
+                Err(_) => {
+                    self.note(false);
+                    local()
+                }
+            }
+        }
+        .boxed()
+    }
+}
