@@ -58,13 +58,9 @@ impl Application {
                     heartbeat: Duration::from_millis(settings.cluster_heartbeat_ms.max(10)),
                     gap_wait: Duration::from_millis(settings.cluster_gap_wait_ms),
                 };
-                cluster::Cluster::new(
-                    url,
-                    db.clone(),
-                    hub.clone(),
-                    timing,
-                    Duration::from_millis(settings.cluster_node_timeout_ms.max(100)),
-                )
+                let lease = Duration::from_millis(settings.cluster_node_timeout_ms.max(100));
+                let typing_window = Duration::from_millis(settings.typing_timeout_ms);
+                cluster::Cluster::new(url, db.clone(), hub.clone(), timing, lease, typing_window)
             })
             .transpose()?;
         let (fanout, presence): (Arc<dyn Fanout>, Arc<dyn Presence>) = match &cluster {
@@ -76,6 +72,7 @@ impl Application {
         let typing = Typing::new(publisher.clone(), Duration::from_millis(settings.typing_timeout_ms));
         let shutdown = CancellationToken::new();
         let broker = cluster.as_ref().map(|c| c.status.clone());
+        let remote_typing = cluster.as_ref().map(|c| c.fanout.clone());
         if let Some(cluster) = cluster {
             let (db, publisher, typing) = (db.clone(), publisher.clone(), typing.clone());
             let announce: cluster::Announce = Arc::new(move |user, at| {
@@ -104,6 +101,7 @@ impl Application {
             auth,
             settings: settings.clone(),
             broker,
+            remote_typing,
             shutdown,
             sessions: TaskTracker::new(),
         });

@@ -3,7 +3,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
-use crate::cluster::BrokerStatus;
+use crate::cluster::{BrokerStatus, ClusterFanout};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::limits::Limits;
@@ -28,6 +28,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Cluster mode: how the broker is doing (`/readyz`).
     pub broker: Option<Arc<BrokerStatus>>,
+    /// Cluster mode: typing spells of other nodes, for joiners here.
+    pub remote_typing: Option<Arc<ClusterFanout>>,
     /// Cancelled on SIGTERM / Ctrl-C: every socket closes with 1001.
     pub shutdown: CancellationToken,
     /// Every socket's task, so that shutdown waits for them to end (a drain, not a poll).

@@ -53,11 +53,75 @@ pub struct ClusterFanout {
     pub(super) skipped: Arc<AtomicU64>,
     chats: DashMap<ChatId, ChatState>,
     gap_wait: Duration,
+    /// Typing spells running on other nodes (their origin, and when to stop trusting
+    /// them if the "stopped" envelope never comes): a joiner here is told of them, and
+    /// when their node dies a survivor ends them.
+    remote_typing: DashMap<(ChatId, UserId), (String, std::time::Instant)>,
+    typing_window: Duration,
 }
 
 impl ClusterFanout {
-    pub fn new(hub: Arc<Hub>, db: Db, node: String, out: mpsc::Sender<Outgoing>, gap_wait: Duration) -> Arc<Self> {
-        Arc::new(Self { hub, db, node, out, skipped: Arc::new(AtomicU64::new(0)), chats: DashMap::new(), gap_wait })
+    pub fn new(
+        hub: Arc<Hub>,
+        db: Db,
+        node: String,
+        out: mpsc::Sender<Outgoing>,
+        gap_wait: Duration,
+        typing_window: Duration,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            hub,
+            db,
+            node,
+            out,
+            skipped: Arc::new(AtomicU64::new(0)),
+            chats: DashMap::new(),
+            gap_wait,
+            remote_typing: DashMap::new(),
+            typing_window,
+        })
+    }
+
+    /// Who is typing in `chat` on other nodes.
+    pub fn remote_typists(&self, chat: &ChatId) -> Vec<UserId> {
+        let now = std::time::Instant::now();
+        self.remote_typing
+            .iter()
+            .filter(|e| e.key().0 == *chat && e.value().1 > now)
+            .map(|e| e.key().1.clone())
+            .collect()
+    }
+
+    /// A node died: the spells it was timing end now, announced by this node.
+    pub fn end_spells_of(self: &Arc<Self>, origin: &str) {
+        let ended: Vec<(ChatId, UserId)> =
+            self.remote_typing.iter().filter(|e| e.value().0 == origin).map(|e| e.key().clone()).collect();
+        for (chat, user) in ended {
+            self.remote_typing.remove(&(chat.clone(), user.clone()));
+            let event = ServerEvent::UserTyping(crate::realtime::protocol::UserTyping {
+                chat_id: chat.to_string(),
+                user_id: user.to_string(),
+                is_typing: false,
+            });
+            Fanout::publish(self, Event::Other { audience: &Audience::ChatExcept(chat, user), event: &event });
+        }
+    }
+
+    fn mirror_typing(&self, origin: &str, frame: &str) {
+        let Ok(ServerEvent::UserTyping(t)) = serde_json::from_str::<ServerEvent>(frame) else { return };
+        let key = (ChatId::from_trusted(t.chat_id), UserId::from_trusted(t.user_id));
+        if t.is_typing {
+            // A spell lasts at most the window after its last start; a margin covers the
+            // origin's timer and the broker hop.
+            let until = std::time::Instant::now() + self.typing_window * 2;
+            self.remote_typing.insert(key, (origin.to_owned(), until));
+        } else {
+            self.remote_typing.remove(&key);
+        }
+        if self.remote_typing.len() > 100_000 {
+            let now = std::time::Instant::now();
+            self.remote_typing.retain(|_, (_, until)| *until > now);
+        }
     }
 
     fn send(&self, kind: Kind, frame: bytestring::ByteString) {
@@ -83,6 +147,9 @@ impl ClusterFanout {
                 self.remote_chat_updated(&chat, &outbound, &members);
             }
             Kind::Event { a, f } => {
+                if let WireAudience::ChatExcept(..) = a {
+                    self.mirror_typing(&header.o, &frame);
+                }
                 let audience = Audience::from(a);
                 let chat = match &audience {
                     Audience::Chat(c) | Audience::ChatExcept(c, _) => Some(c.clone()),
@@ -315,8 +382,10 @@ impl ClusterFanout {
         }
     }
 
-    /// Forgets chats nobody here follows any more.
+    /// Forgets chats nobody here follows any more, and typing spells long past.
     pub(super) fn sweep(&self) {
+        let now = std::time::Instant::now();
+        self.remote_typing.retain(|_, (_, until)| *until > now);
         self.chats
             .retain(|chat, state| state.filling || state.sequencer.is_waiting() || self.hub.has_subscribers(chat));
     }

@@ -40,11 +40,18 @@ pub struct Cluster {
 
 impl Cluster {
     /// Prepares the node (no connection yet: a node starts during a Redis outage too).
-    pub fn new(redis_url: &str, db: Db, hub: Arc<Hub>, timing: Timing, lease: Duration) -> Result<Self, String> {
+    pub fn new(
+        redis_url: &str,
+        db: Db,
+        hub: Arc<Hub>,
+        timing: Timing,
+        lease: Duration,
+        typing_window: Duration,
+    ) -> Result<Self, String> {
         let client = redis::Client::open(with_resp3(redis_url)?).map_err(|e| format!("MISSIVE_REDIS_URL: {e}"))?;
         let node = uuid::Uuid::new_v4().simple().to_string();
         let (tx, queue) = mpsc::channel(PUBLISH_QUEUE);
-        let fanout = ClusterFanout::new(hub.clone(), db, node.clone(), tx, timing.gap_wait);
+        let fanout = ClusterFanout::new(hub.clone(), db, node.clone(), tx, timing.gap_wait, typing_window);
         let presence = RedisPresence::new(hub, node.clone());
         Ok(Self { node, fanout, presence, status: Arc::default(), client, queue, timing, lease })
     }
@@ -70,7 +77,8 @@ impl Cluster {
             last_published,
             stop.clone(),
         ));
-        tokio::spawn(self.presence.clone().maintain(self.client, self.lease, self.timing.heartbeat, announce, stop));
+        let presence = self.presence.clone();
+        tokio::spawn(presence.maintain(self.client, self.fanout, self.lease, self.timing.heartbeat, announce, stop));
     }
 }
 

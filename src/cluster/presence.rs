@@ -18,7 +18,7 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::{Millis, UserId, now_millis};
-use crate::realtime::{Hub, Presence};
+use crate::realtime::{Hub, Opened, Presence};
 
 const NODES: &str = "missive:nodes";
 const EPOCH: &str = "missive:epoch";
@@ -36,9 +36,16 @@ fn seen(node: &str) -> String {
     format!("missive:node-seen:{node}")
 }
 
-/// +1 (or -1) connection of user on node; returns the user's total over all nodes.
+/// +1 (or -1) connection of user on node; returns the user's total over all nodes, or -1
+/// (and nothing changed) when a +1 would pass the cap ARGV[4].
 const CHANGE: &str = r"
-local c = redis.call('HINCRBY', KEYS[1], ARGV[1], tonumber(ARGV[3]))
+local delta = tonumber(ARGV[3])
+if delta > 0 then
+  local total = 0
+  for _, v in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(v) end
+  if total + delta > tonumber(ARGV[4]) then return -1 end
+end
+local c = redis.call('HINCRBY', KEYS[1], ARGV[1], delta)
 if c <= 0 then
   redis.call('HDEL', KEYS[1], ARGV[1])
   redis.call('SREM', KEYS[2], ARGV[2])
@@ -98,7 +105,7 @@ impl RedisPresence {
         }
     }
 
-    async fn change(&self, user: &UserId, delta: i64) -> Option<i64> {
+    async fn change(&self, user: &UserId, delta: i64, max: usize) -> Option<i64> {
         let mut conn = self.conn.get()?.clone();
         let total = self
             .change
@@ -107,6 +114,7 @@ impl RedisPresence {
             .arg(&self.node)
             .arg(user.as_str())
             .arg(delta)
+            .arg(max)
             .invoke_async::<i64>(&mut conn)
             .await;
         self.note(total.is_ok());
@@ -118,6 +126,7 @@ impl RedisPresence {
     pub async fn maintain(
         self: Arc<Self>,
         client: redis::Client,
+        fanout: Arc<super::ClusterFanout>,
         lease_ttl: Duration,
         heartbeat: Duration,
         announce: Announce,
@@ -138,7 +147,7 @@ impl RedisPresence {
                 }
                 _ = ticks.tick() => {}
             }
-            match self.tick(&mut conn, &mut epoch, lease_ttl, &announce).await {
+            match self.tick(&mut conn, &mut epoch, lease_ttl, &announce, &fanout).await {
                 Ok(()) => self.note(true),
                 Err(e) => {
                     tracing::debug!(error = %e, "presence maintenance failed");
@@ -154,6 +163,7 @@ impl RedisPresence {
         epoch: &mut Option<String>,
         lease_ttl: Duration,
         announce: &Announce,
+        fanout: &Arc<super::ClusterFanout>,
     ) -> redis::RedisResult<()> {
         let now = now_millis();
         let (current,): (Option<String>,) = redis::pipe()
@@ -189,15 +199,16 @@ impl RedisPresence {
         let nodes: Vec<String> = redis::cmd("SMEMBERS").arg(NODES).query_async(conn).await?;
         for other in nodes.into_iter().filter(|n| *n != self.node) {
             let alive: bool = redis::cmd("EXISTS").arg(lease(&other)).query_async(conn).await?;
-            if !alive {
-                self.reap(conn, &other, announce).await?;
+            if !alive && self.reap(conn, &other, announce).await? {
+                fanout.end_spells_of(&other);
             }
         }
         Ok(())
     }
 
     /// A node's lease expired: one survivor takes it over and announces its users offline.
-    async fn reap(&self, conn: &mut ConnectionManager, dead: &str, announce: &Announce) -> redis::RedisResult<()> {
+    /// True when this node did it (it then also ends the dead node's typing spells).
+    async fn reap(&self, conn: &mut ConnectionManager, dead: &str, announce: &Announce) -> redis::RedisResult<bool> {
         let lock: bool = redis::cmd("SET")
             .arg(format!("missive:reap:{dead}"))
             .arg(&self.node)
@@ -208,7 +219,7 @@ impl RedisPresence {
             .await?
             .is_some();
         if !lock {
-            return Ok(());
+            return Ok(false);
         }
         let last_seen: Option<i64> = redis::cmd("GET").arg(seen(dead)).query_async(conn).await?;
         let last_seen = last_seen.unwrap_or_else(now_millis);
@@ -229,16 +240,21 @@ impl RedisPresence {
             .srem(NODES, dead)
             .ignore()
             .query_async::<()>(conn)
-            .await
+            .await?;
+        Ok(true)
     }
 }
 
 impl Presence for RedisPresence {
-    fn opened<'a>(&'a self, user: &'a UserId, first_here: bool) -> BoxFuture<'a, bool> {
+    fn opened<'a>(&'a self, user: &'a UserId, first_here: bool, max: usize) -> BoxFuture<'a, Opened> {
         async move {
-            match self.change(user, 1).await {
-                Some(total) => total == 1,
-                None => first_here,
+            match self.change(user, 1, max).await {
+                Some(-1) => Opened::Refused,
+                Some(1) => Opened::First,
+                Some(_) => Opened::Again,
+                // Redis unreachable: this node's view (the hub holds the cap per node).
+                None if first_here => Opened::First,
+                None => Opened::Again,
             }
         }
         .boxed()
@@ -246,7 +262,7 @@ impl Presence for RedisPresence {
 
     fn closed<'a>(&'a self, user: &'a UserId, last_here: bool) -> BoxFuture<'a, bool> {
         async move {
-            match self.change(user, -1).await {
+            match self.change(user, -1, usize::MAX).await {
                 Some(total) => total <= 0,
                 None => last_here,
             }

@@ -21,7 +21,7 @@ pub mod wire;
 
 pub use fanout::{Fanout, LocalFanout};
 pub use hub::{ConnHandle, Hub, Outbound};
-pub use presence::{LocalPresence, Presence};
+pub use presence::{LocalPresence, Opened, Presence};
 pub use publisher::{Audience, Publisher};
 pub use session::{Gatekeeper, ReplayPage, SessionConfig};
 pub use sockets::{Peer, Sockets};

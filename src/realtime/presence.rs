@@ -8,10 +8,21 @@ use std::sync::Arc;
 use super::hub::Hub;
 use crate::domain::UserId;
 
+/// What a new connection is, for presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    /// The user's first connection anywhere: they just came online.
+    First,
+    /// The user was online already.
+    Again,
+    /// Past the per-user cap counted over every node: the connection must close (4029).
+    Refused,
+}
+
 pub trait Presence: Send + Sync {
-    /// A connection of `user` opened here (`first_here`: this node had none). True when it
-    /// is the user's first connection anywhere: they just came online.
-    fn opened<'a>(&'a self, user: &'a UserId, first_here: bool) -> BoxFuture<'a, bool>;
+    /// A connection of `user` opened here (`first_here`: this node had none; the hub
+    /// already holds it to `max` here).
+    fn opened<'a>(&'a self, user: &'a UserId, first_here: bool, max: usize) -> BoxFuture<'a, Opened>;
     /// A connection of `user` closed here (`last_here`: this node has none left). True
     /// when it was the user's last connection anywhere: they just went offline.
     fn closed<'a>(&'a self, user: &'a UserId, last_here: bool) -> BoxFuture<'a, bool>;
@@ -31,8 +42,8 @@ impl LocalPresence {
 }
 
 impl Presence for LocalPresence {
-    fn opened<'a>(&'a self, _user: &'a UserId, first_here: bool) -> BoxFuture<'a, bool> {
-        ready(first_here).boxed()
+    fn opened<'a>(&'a self, _user: &'a UserId, first_here: bool, _max: usize) -> BoxFuture<'a, Opened> {
+        ready(if first_here { Opened::First } else { Opened::Again }).boxed()
     }
 
     fn closed<'a>(&'a self, _user: &'a UserId, last_here: bool) -> BoxFuture<'a, bool> {

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::fanout::Fanout;
 use super::hub::{ConnHandle, Hub, Outbound};
-use super::presence::Presence;
+use super::presence::{Opened, Presence};
 use super::protocol::*;
 use super::sockets::Peer;
 use super::wire::{self, Frames, Inbound, WireError};
@@ -137,11 +137,20 @@ pub(super) async fn run<G: Gatekeeper>(
     };
     // From here on the connection is unregistered however the task ends: by returning,
     // by a panic, or by the runtime dropping it.
-    let registration = Registration::new(hub.clone(), conn.clone());
-    tracing::info!(conn = conn.id, user = %conn.user, "websocket connected");
+    let mut registration = Registration::new(hub.clone(), conn.clone());
     // Rare, heavy awaits (database work) are boxed: a future is as large as its largest
     // state, and this one lives as long as the socket, idle most of the time.
-    if Box::pin(presence.opened(&conn.user, first_here)).await {
+    let opened = Box::pin(presence.opened(&conn.user, first_here, cfg.max_connections_per_user)).await;
+    if opened == Opened::Refused {
+        // The cap counts the user's connections on every node.
+        registration.end();
+        tracing::info!(%user, "websocket refused: too many connections across the cluster");
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, ws.close(closing(CLOSE_TOO_MANY, "too many connections"))).await;
+        return;
+    }
+    registration.counted(presence.clone());
+    tracing::info!(conn = conn.id, user = %conn.user, "websocket connected");
+    if opened == Opened::First {
         Box::pin(gate.user_online(&conn.user)).await;
     }
     let mut session = Session {
@@ -189,12 +198,19 @@ struct Registration {
     hub: Arc<Hub>,
     conn: Arc<ConnHandle>,
     ended: bool,
+    /// Set once the connection counts in `Presence`: an abnormal end takes it out there
+    /// too (in cluster mode a count left behind would keep the user online everywhere).
+    presence: Option<Arc<dyn Presence>>,
 }
 
 impl Registration {
     fn new(hub: Arc<Hub>, conn: Arc<ConnHandle>) -> Self {
         metrics::gauge!("missive_ws_connections").increment(1.0);
-        Self { hub, conn, ended: false }
+        Self { hub, conn, ended: false, presence: None }
+    }
+
+    fn counted(&mut self, presence: Arc<dyn Presence>) {
+        self.presence = Some(presence);
     }
 
     /// Unregisters now; true when it was the user's last connection.
@@ -214,6 +230,12 @@ impl Drop for Registration {
         if !self.ended {
             let last = self.release();
             tracing::warn!(conn = self.conn.id, user = %self.conn.user, last, "connection task ended abnormally");
+            if let (Some(presence), Ok(runtime)) = (self.presence.take(), tokio::runtime::Handle::try_current()) {
+                let user = self.conn.user.clone();
+                runtime.spawn(async move {
+                    presence.closed(&user, last).await;
+                });
+            }
         }
     }
 }

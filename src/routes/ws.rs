@@ -120,7 +120,13 @@ impl Gatekeeper for DbGate {
     }
 
     fn typists(&self, chat: &ChatId) -> Vec<UserId> {
-        self.state.typing.typists(chat)
+        let mut typists = self.state.typing.typists(chat);
+        if let Some(cluster) = &self.state.remote_typing {
+            typists.extend(cluster.remote_typists(chat));
+            typists.sort();
+            typists.dedup();
+        }
+        typists
     }
 
     fn verify_token(&self, token: &str) -> Result<(UserId, u64), String> {

@@ -418,6 +418,15 @@ pub async fn connect_ws(url: &str) -> WsClient {
     ws
 }
 
+/// Opens a WebSocket to any URL without reading the greeting (for refused connections).
+#[allow(dead_code)] // the cluster suite's
+pub async fn connect_ws_raw(url: &str) -> WsClient {
+    let client = awc::Client::builder().timeout(WAIT).finish();
+    let (_res, framed) =
+        tokio::time::timeout(WAIT, client.ws(url).connect()).await.expect("upgrade in time").expect("upgrade");
+    WsClient { framed, skip_presence: true }
+}
+
 /// Asserts an error response: exact status, exact code, a non-empty message, nothing else.
 #[track_caller]
 pub fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {

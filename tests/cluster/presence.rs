@@ -4,8 +4,10 @@
 use awc::ws;
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+
 use crate::harness::{Cluster, NODE_TIMEOUT_MS, until_ready};
-use crate::helpers::WsClient;
+use crate::helpers::{WsClient, connect_ws_raw, token};
 
 async fn close(mut ws: WsClient) {
     ws.send_message(ws::Message::Close(None)).await;
@@ -57,11 +59,30 @@ async fn a_killed_node_s_users_are_announced_offline_by_a_survivor_in_bounded_ti
     let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
     let chat = a.create_chat("alice", &["bob"]).await;
     let mut alice = a.ws("alice").await.with_presence();
+    alice.join(&chat).await;
     let _bob = b.ws("bob").await;
     alice.expect("user-online").await;
+    // bob types through node B, which times the spell; then B dies.
+    let typing = json!({"isTyping": true});
+    let (status, _) = b.call("POST", &format!("/v1/messaging/chats/{chat}/typing"), "bob", Some(typing)).await;
+    assert_eq!(status, 204);
+    assert_eq!(alice.expect("user-typing").await["data"]["isTyping"], true);
     let killed = Instant::now();
     b.server.sigkill();
-    let offline = alice.expect("user-offline").await;
+    let mut offline = None;
+    let mut typing_ended = false;
+    while offline.is_none() || !typing_ended {
+        let event = alice.next_event().await;
+        match event["event"].as_str() {
+            Some("user-offline") => offline = Some(event),
+            Some("user-typing") => {
+                assert_eq!(event["data"]["isTyping"], false, "{event}");
+                typing_ended = true;
+            }
+            _ => {}
+        }
+    }
+    let offline = offline.unwrap();
     let took = killed.elapsed();
     assert_eq!(offline["data"]["userId"], "bob");
     assert!(offline["data"]["lastSeen"].is_string());
@@ -69,4 +90,51 @@ async fn a_killed_node_s_users_are_announced_offline_by_a_survivor_in_bounded_ti
     assert!(took < Duration::from_millis(NODE_TIMEOUT_MS * 3), "offline announced after {took:?}");
     assert!(!online_on(a, &chat, "bob").await);
     alice.expect_nothing_pending().await;
+}
+
+#[actix_web::test]
+#[cfg_attr(not(missive_postgres_tests), ignore = "set MISSIVE_TEST_POSTGRES_URL to run it")]
+async fn the_connection_cap_counts_a_user_s_connections_on_every_node() {
+    let cluster = Cluster::start(2, |_| vec![("MISSIVE_MAX_CONNECTIONS_PER_USER", "2".into())]);
+    until_ready(&cluster).await;
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let _first = a.ws("bob").await;
+    let _second = b.ws("bob").await;
+    let url = format!("ws://{}/messaging?token={}", a.server.addr, token("bob"));
+    let mut third = connect_ws_raw(&url).await;
+    assert_eq!(third.expect_close().await, Some(4029));
+    // Another user is not affected.
+    let _carol = a.ws("carol").await;
+}
+
+#[actix_web::test]
+#[cfg_attr(not(missive_postgres_tests), ignore = "set MISSIVE_TEST_POSTGRES_URL to run it")]
+async fn a_joiner_on_one_node_is_told_of_a_spell_typed_through_another() {
+    let cluster = Cluster::start(2, |_| Vec::new());
+    until_ready(&cluster).await;
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let chat = a.create_chat("alice", &["bob"]).await;
+    // alice's spell runs on A; carol's... bob joins on B afterwards and hears of it.
+    let mut alice = a.ws("alice").await;
+    alice.join(&chat).await;
+    let (status, _) =
+        a.call("POST", &format!("/v1/messaging/chats/{chat}/typing"), "alice", Some(json!({"isTyping": true}))).await;
+    assert_eq!(status, 204);
+    // The spell's envelope reached B once a message sent after it did.
+    a.send("alice", &chat, "sync").await;
+    let mut bob = b.ws("bob").await;
+    crate::helpers::send_join(&mut bob, &chat, None).await;
+    let mut told = false;
+    loop {
+        let event = bob.next_event().await;
+        if event["event"] == "user-typing" {
+            assert_eq!(event["data"]["userId"], "alice");
+            assert_eq!(event["data"]["isTyping"], true);
+            told = true;
+        }
+        if event["event"] == "chat-joined" {
+            break;
+        }
+    }
+    assert!(told, "the joiner was not told of the running spell");
 }
