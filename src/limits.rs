@@ -3,11 +3,13 @@
 //! limited request gets 429 with `Retry-After`; every answer carries `X-RateLimit-Limit`,
 //! `-Remaining`, `-Reset`.
 
+use futures_util::future::BoxFuture;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Settings;
@@ -25,22 +27,47 @@ pub struct Allowance {
     pub reset_secs: u64,
 }
 
+/// Rates shared by every node (cluster mode): the same GCRA, kept in Redis. `None` when
+/// the store cannot answer; the node then limits on its own.
+pub trait SharedRates: Send + Sync {
+    fn check<'a>(
+        &'a self,
+        kind: &'a str,
+        user: &'a UserId,
+        per_second: u32,
+        burst: u32,
+    ) -> BoxFuture<'a, Option<Result<Allowance, Duration>>>;
+}
+
 pub struct UserLimiter {
+    kind: &'static str,
     limiter: Keyed,
     per_second: u32,
     burst: u32,
+    shared: Option<Arc<dyn SharedRates>>,
 }
 
 impl UserLimiter {
-    pub fn new(per_second: u32, burst: u32) -> Self {
+    pub fn new(kind: &'static str, per_second: u32, burst: u32, shared: Option<Arc<dyn SharedRates>>) -> Self {
         let per_second = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
         let burst_nz = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
         let quota = Quota::per_second(per_second).allow_burst(burst_nz);
         let limiter = RateLimiter::dashmap(quota).with_middleware::<StateInformationMiddleware>();
-        Self { limiter, per_second: per_second.get(), burst: burst_nz.get() }
+        Self { kind, limiter, per_second: per_second.get(), burst: burst_nz.get(), shared }
     }
 
-    /// Takes one unit for `user`: the allowance left, or how long to wait.
+    /// Takes one unit for `user`, counted over every node when the rates are shared (and
+    /// the store answers), else on this node: the allowance left, or how long to wait.
+    pub async fn take(&self, user: &UserId) -> Result<Allowance, Duration> {
+        if let Some(shared) = &self.shared
+            && let Some(verdict) = shared.check(self.kind, user, self.per_second, self.burst).await
+        {
+            return verdict;
+        }
+        self.check(user)
+    }
+
+    /// Takes one unit for `user` on this node: the allowance left, or how long to wait.
     pub fn check(&self, user: &UserId) -> Result<Allowance, Duration> {
         match self.limiter.check_key(user) {
             Ok(snapshot) => {
@@ -77,13 +104,15 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn new(s: &Settings) -> Self {
+    /// `shared`: cluster mode's store, so the limits hold across nodes.
+    pub fn new(s: &Settings, shared: Option<Arc<dyn SharedRates>>) -> Self {
+        let limiter = |kind, rate, burst| UserLimiter::new(kind, rate, burst, shared.clone());
         Self {
-            post: UserLimiter::new(s.post_rate_per_sec, s.post_rate_burst),
-            typing: UserLimiter::new(s.typing_rate_per_sec, s.typing_rate_burst),
-            read: UserLimiter::new(s.read_rate_per_sec, s.read_rate_burst),
-            edit: UserLimiter::new(s.edit_rate_per_sec, s.edit_rate_burst),
-            membership: UserLimiter::new(s.membership_rate_per_sec, s.membership_rate_burst),
+            post: limiter("post", s.post_rate_per_sec, s.post_rate_burst),
+            typing: limiter("typing", s.typing_rate_per_sec, s.typing_rate_burst),
+            read: limiter("read", s.read_rate_per_sec, s.read_rate_burst),
+            edit: limiter("edit", s.edit_rate_per_sec, s.edit_rate_burst),
+            membership: limiter("membership", s.membership_rate_per_sec, s.membership_rate_burst),
         }
     }
 
@@ -101,7 +130,7 @@ mod tests {
 
     #[test]
     fn the_burst_passes_then_the_next_request_waits() {
-        let limiter = UserLimiter::new(1, 3);
+        let limiter = UserLimiter::new("post", 1, 3, None);
         let alice = UserId::parse("alice").unwrap();
         let remaining: Vec<u32> = (0..3).map(|_| limiter.check(&alice).unwrap().remaining).collect();
         assert_eq!(remaining, [2, 1, 0]);

@@ -15,6 +15,7 @@ use crate::cluster;
 use crate::config::{DatabaseKind, Settings};
 use crate::db::{self, Db};
 use crate::limits::Limits;
+use crate::limits::SharedRates;
 use crate::posting::Poster;
 use crate::realtime::{Fanout, Hub, LocalFanout, LocalPresence, Presence, Publisher, Sockets, Typing};
 use crate::routes;
@@ -71,8 +72,8 @@ impl Application {
         let sockets = Sockets::new(hub, presence, fanout);
         let typing = Typing::new(publisher.clone(), Duration::from_millis(settings.typing_timeout_ms));
         let shutdown = CancellationToken::new();
-        let broker = cluster.as_ref().map(|c| c.status.clone());
-        let remote_typing = cluster.as_ref().map(|c| c.fanout.clone());
+        let handles = cluster.as_ref().map(cluster::Cluster::handles);
+        let shared_rates = cluster.as_ref().map(|c| c.rates.clone() as Arc<dyn SharedRates>);
         if let Some(cluster) = cluster {
             let (db, publisher, typing) = (db.clone(), publisher.clone(), typing.clone());
             let announce: cluster::Announce = Arc::new(move |user, at| {
@@ -97,11 +98,10 @@ impl Application {
             sockets,
             writes,
             typing,
-            limits: Limits::new(&settings),
+            limits: Limits::new(&settings, shared_rates),
             auth,
             settings: settings.clone(),
-            broker,
-            remote_typing,
+            cluster: handles,
             shutdown,
             sessions: TaskTracker::new(),
         });

@@ -3,7 +3,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
-use crate::cluster::{BrokerStatus, ClusterFanout};
+use crate::cluster::Handles;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::limits::Limits;
@@ -26,10 +26,9 @@ pub struct AppState {
     /// Per-user rates of each kind of write.
     pub limits: Limits,
     pub settings: Arc<Settings>,
-    /// Cluster mode: how the broker is doing (`/readyz`).
-    pub broker: Option<Arc<BrokerStatus>>,
-    /// Cluster mode: typing spells of other nodes, for joiners here.
-    pub remote_typing: Option<Arc<ClusterFanout>>,
+    /// Cluster mode: the broker's health (`/readyz`), other nodes' typing spells (for
+    /// joiners here), which scope presence and limits have (`debug-status`).
+    pub cluster: Option<Handles>,
     /// Cancelled on SIGTERM / Ctrl-C: every socket closes with 1001.
     pub shutdown: CancellationToken,
     /// Every socket's task, so that shutdown waits for them to end (a drain, not a poll).

@@ -215,6 +215,7 @@ pub async fn receive_loop(
     let mut received: u64 = 0;
     let dropped = Arc::new(AtomicU64::new(0));
     let mut last_n: HashMap<String, u64> = HashMap::new();
+    let mut first = true;
     'subscription: loop {
         let (tx, mut rx) = mpsc::channel(INBOX);
         let cfg =
@@ -226,8 +227,10 @@ pub async fn receive_loop(
             continue;
         }
         tracing::info!("redis: subscribed");
-        // Whatever happened while we were not subscribed is unknown.
-        let mut suspect = Some("the subscription (re)started");
+        // Whatever happened while we were not subscribed is unknown, except at the very
+        // start: nothing was delivered here yet, so nothing can be missing (messages
+        // committed meanwhile are caught up from the database all the same).
+        let mut suspect = (!std::mem::take(&mut first)).then_some("the subscription restarted");
         let mut own_heard = Instant::now();
         let mut ticks = tokio::time::interval(timing.heartbeat);
         loop {
@@ -273,9 +276,6 @@ pub async fn receive_loop(
                             status.subscribed.store(false, Ordering::Relaxed);
                             tracing::warn!("redis: subscription disconnected");
                             suspect = Some("the broker connection was lost");
-                        }
-                        PushKind::Subscribe => {
-                            suspect = suspect.or(Some("the subscription was renewed"));
                         }
                         _ => {}
                     }

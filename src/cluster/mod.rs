@@ -8,10 +8,12 @@ mod broker;
 pub mod envelope;
 mod fanout;
 mod presence;
+mod rates;
 
 pub use broker::{BrokerStatus, Timing};
 pub use fanout::ClusterFanout;
 pub use presence::{Announce, RedisPresence};
+pub use rates::RedisRates;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -26,11 +28,39 @@ use crate::realtime::Hub;
 /// skipped, so receivers repair.
 const PUBLISH_QUEUE: usize = 65_536;
 
+/// What the rest of the application asks of the cluster.
+#[derive(Clone)]
+pub struct Handles {
+    pub status: Arc<BrokerStatus>,
+    pub fanout: Arc<ClusterFanout>,
+    pub presence: Arc<RedisPresence>,
+    pub rates: Arc<RedisRates>,
+}
+
+impl Handles {
+    /// Every part of Redis' work is done cluster-wide: the broker delivers and presence
+    /// reaches it. Otherwise the node is `degraded` (and still serves).
+    pub fn healthy(&self) -> bool {
+        self.status.healthy() && self.presence.is_cluster_wide()
+    }
+
+    /// Which scope applies right now, for `debug-status` and operators.
+    pub fn scope(&self) -> crate::realtime::protocol::ClusterScope {
+        let scope = |wide: bool| if wide { "cluster" } else { "node" }.to_owned();
+        crate::realtime::protocol::ClusterScope {
+            broker: if self.status.healthy() { "ok" } else { "degraded" }.to_owned(),
+            presence: scope(self.presence.is_cluster_wide()),
+            limits: scope(self.rates.is_cluster_wide()),
+        }
+    }
+}
+
 /// This node's part of the cluster.
 pub struct Cluster {
     pub node: String,
     pub fanout: Arc<ClusterFanout>,
     pub presence: Arc<RedisPresence>,
+    pub rates: Arc<RedisRates>,
     pub status: Arc<BrokerStatus>,
     client: redis::Client,
     queue: mpsc::Receiver<fanout::Outgoing>,
@@ -53,7 +83,17 @@ impl Cluster {
         let (tx, queue) = mpsc::channel(PUBLISH_QUEUE);
         let fanout = ClusterFanout::new(hub.clone(), db, node.clone(), tx, timing.gap_wait, typing_window);
         let presence = RedisPresence::new(hub, node.clone());
-        Ok(Self { node, fanout, presence, status: Arc::default(), client, queue, timing, lease })
+        let rates = RedisRates::new(presence.clone());
+        Ok(Self { node, fanout, presence, rates, status: Arc::default(), client, queue, timing, lease })
+    }
+
+    pub fn handles(&self) -> Handles {
+        Handles {
+            status: self.status.clone(),
+            fanout: self.fanout.clone(),
+            presence: self.presence.clone(),
+            rates: self.rates.clone(),
+        }
     }
 
     /// Starts the publisher, the subscriber and presence upkeep, until `stop`.

@@ -90,6 +90,11 @@ impl RedisPresence {
         })
     }
 
+    /// The control connection, once made (rates share it).
+    pub(super) fn connection(&self) -> Option<ConnectionManager> {
+        self.conn.get().cloned()
+    }
+
     pub fn is_cluster_wide(&self) -> bool {
         self.reachable.load(Ordering::Relaxed)
     }
@@ -106,6 +111,12 @@ impl RedisPresence {
     }
 
     async fn change(&self, user: &UserId, delta: i64, max: usize) -> Option<i64> {
+        // While the upkeep finds Redis unreachable, nobody waits for it (a hung Redis
+        // would hold every connection for the response timeout); the upkeep writes this
+        // node's counts back when Redis answers again.
+        if !self.is_cluster_wide() {
+            return None;
+        }
         let mut conn = self.conn.get()?.clone();
         let total = self
             .change
@@ -136,6 +147,8 @@ impl RedisPresence {
         let _ = self.conn.set(conn.clone());
         let mut conn = conn;
         let mut epoch: Option<String> = None;
+        // The counts in Redis may be off after a spell without it: written back at once.
+        let mut rewrite = true;
         let mut ticks = tokio::time::interval(heartbeat);
         loop {
             tokio::select! {
@@ -147,11 +160,14 @@ impl RedisPresence {
                 }
                 _ = ticks.tick() => {}
             }
-            match self.tick(&mut conn, &mut epoch, lease_ttl, &announce, &fanout).await {
+            match self.tick(&mut conn, &mut epoch, &mut rewrite, lease_ttl, &announce, &fanout).await {
                 Ok(()) => self.note(true),
                 Err(e) => {
-                    tracing::debug!(error = %e, "presence maintenance failed");
+                    if self.is_cluster_wide() {
+                        tracing::warn!(error = %e, "presence upkeep failed");
+                    }
                     self.note(false);
+                    rewrite = true;
                 }
             }
         }
@@ -161,6 +177,7 @@ impl RedisPresence {
         &self,
         conn: &mut ConnectionManager,
         epoch: &mut Option<String>,
+        rewrite: &mut bool,
         lease_ttl: Duration,
         announce: &Announce,
         fanout: &Arc<super::ClusterFanout>,
@@ -179,22 +196,18 @@ impl RedisPresence {
             .query_async(conn)
             .await?;
         if current.is_none() || current != *epoch {
-            // A new or emptied Redis: this node's counts go back in, silently (the users
-            // never went offline).
+            // A new or emptied Redis (it keeps nothing on disk here).
             let fresh = uuid::Uuid::new_v4().simple().to_string();
             let (now_epoch,): (Option<String>,) =
                 redis::pipe().set_nx(EPOCH, &fresh).ignore().get(EPOCH).query_async(conn).await?;
-            // Idempotent: each count is set to what this node's registry holds.
-            let mut pipe = redis::pipe();
-            for (user, count) in self.hub.users_here() {
-                pipe.hset(user_key(user.as_str()), &self.node, count).ignore();
-                pipe.sadd(node_users(&self.node), user.as_str()).ignore();
-            }
-            pipe.query_async::<()>(conn).await?;
             if epoch.is_some() {
                 tracing::info!("presence: redis lost its data; this node's users are registered again");
             }
             *epoch = now_epoch;
+            *rewrite = true;
+        }
+        if std::mem::take(rewrite) {
+            self.rewrite(conn).await?;
         }
         let nodes: Vec<String> = redis::cmd("SMEMBERS").arg(NODES).query_async(conn).await?;
         for other in nodes.into_iter().filter(|n| *n != self.node) {
@@ -204,6 +217,29 @@ impl RedisPresence {
             }
         }
         Ok(())
+    }
+
+    /// Sets this node's count of each user to what its registry holds, and removes users
+    /// who left meanwhile: silently, since the announcements were made (by this node)
+    /// when they happened.
+    async fn rewrite(&self, conn: &mut ConnectionManager) -> redis::RedisResult<()> {
+        let here = self.hub.users_here();
+        let listed: Vec<String> = redis::cmd("SMEMBERS").arg(node_users(&self.node)).query_async(conn).await?;
+        let gone: Vec<&String> =
+            listed.iter().filter(|u| !here.iter().any(|(h, _)| h.as_str() == u.as_str())).collect();
+        if gone.is_empty() && here.is_empty() {
+            return Ok(()); // redis refuses an empty pipeline
+        }
+        let mut pipe = redis::pipe();
+        for user in gone {
+            pipe.hdel(user_key(user), &self.node).ignore();
+            pipe.srem(node_users(&self.node), user).ignore();
+        }
+        for (user, count) in &here {
+            pipe.hset(user_key(user.as_str()), &self.node, *count).ignore();
+            pipe.sadd(node_users(&self.node), user.as_str()).ignore();
+        }
+        pipe.query_async::<()>(conn).await
     }
 
     /// A node's lease expired: one survivor takes it over and announces its users offline.
@@ -273,6 +309,9 @@ impl Presence for RedisPresence {
     fn online_among<'a>(&'a self, users: &'a [UserId]) -> BoxFuture<'a, Vec<bool>> {
         async move {
             let local = || users.iter().map(|u| self.hub.is_online(u)).collect();
+            if !self.is_cluster_wide() || users.is_empty() {
+                return local();
+            }
             let Some(conn) = self.conn.get() else { return local() };
             let mut conn = conn.clone();
             let mut pipe = redis::pipe();

@@ -36,6 +36,7 @@ impl<G: Gatekeeper> Session<G> {
                 socket_id: self.socket_id(),
                 chats: self.conn.joined_chats(),
                 listening_all: self.conn.is_listening_all(),
+                cluster: self.gate.cluster_scope(),
             }),
             ClientCommand::RefreshToken { token } => self.refresh(&token),
             ClientCommand::Ping {} => ServerEvent::Pong(Pong { server_time: rfc3339_millis(now_millis()) }),

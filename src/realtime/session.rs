@@ -58,6 +58,10 @@ pub trait Gatekeeper {
     ) -> impl Future<Output = Result<Option<ReplayPage>, String>>;
     /// Who is typing in `chat` right now.
     fn typists(&self, chat: &ChatId) -> Vec<UserId>;
+    /// Cluster mode: which scope presence and limits have now (`debug-status`).
+    fn cluster_scope(&self) -> Option<ClusterScope> {
+        None
+    }
     /// Verifies a token sent with `refresh-token`: its user and `exp` (Unix seconds).
     fn verify_token(&self, token: &str) -> Result<(UserId, u64), String>;
     /// The user's first connection opened.

@@ -30,7 +30,7 @@ pub async fn create_chat(
     user: AuthUser,
     body: web::Json<Object<CreateChat>>,
 ) -> Result<HttpResponse, ApiError> {
-    let allowance = limited::take(&state.limits.membership, &user.id)?;
+    let allowance = limited::take(&state.limits.membership, &user.id).await?;
     let body = body.into_inner().0;
     let members = Participants::parse(&user.id, body.participants)?;
     let name = body.name.map(ChatName::parse).transpose()?;

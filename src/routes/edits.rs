@@ -71,7 +71,7 @@ pub async fn edit_message(
     path: web::Path<(String, String)>,
     body: web::Json<Object<EditMessage>>,
 ) -> Result<HttpResponse, ApiError> {
-    let allowance = limited::take(&state.limits.edit, &user.id)?;
+    let allowance = limited::take(&state.limits.edit, &user.id).await?;
     let content = MessageContent::parse(body.into_inner().0.content, state.settings.max_message_chars, false)?;
     let view = apply(state, user, path.into_inner(), Change::Edit(content)).await?;
     Ok(limited::respond(HttpResponse::Ok(), allowance).json(view))
@@ -86,7 +86,7 @@ pub async fn delete_message(
     user: AuthUser,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let allowance = limited::take(&state.limits.edit, &user.id)?;
+    let allowance = limited::take(&state.limits.edit, &user.id).await?;
     apply(state, user, path.into_inner(), Change::Delete).await?;
     Ok(limited::no_content(allowance))
 }

@@ -36,7 +36,7 @@ pub async fn get_health() -> HttpResponse {
 pub async fn get_readiness(state: web::Data<AppState>) -> HttpResponse {
     match state.db.ping().await {
         Ok(()) => {
-            let broker = state.broker.as_ref().map(|b| if b.healthy() { "ok" } else { "degraded" });
+            let broker = state.cluster.as_ref().map(|c| if c.healthy() { "ok" } else { "degraded" });
             HttpResponse::Ok().json(Readiness { status: "ready", database: state.db.backend_name(), broker })
         }
         Err(e) => crate::error::ApiError::Unavailable(e.to_string()).error_response(),

@@ -8,9 +8,9 @@ use crate::domain::UserId;
 use crate::error::ApiError;
 use crate::limits::{Allowance, UserLimiter};
 
-/// Takes one unit of `user`'s allowance, or answers 429.
-pub(super) fn take(limiter: &UserLimiter, user: &UserId) -> Result<Allowance, ApiError> {
-    limiter.check(user).map_err(|wait| ApiError::RateLimited {
+/// Takes one unit of `user`'s allowance (over every node in cluster mode), or answers 429.
+pub(super) async fn take(limiter: &UserLimiter, user: &UserId) -> Result<Allowance, ApiError> {
+    limiter.take(user).await.map_err(|wait| ApiError::RateLimited {
         retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
         limit: limiter.limit(),
     })

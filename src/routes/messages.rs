@@ -79,7 +79,7 @@ pub async fn post_message(
     body: web::Json<Object<PostMessage>>,
 ) -> Result<HttpResponse, ApiError> {
     let chat = ChatId::parse(&path).ok_or_else(ApiError::chat_not_found)?;
-    let allowance = limited::take(&state.limits.post, &user.id)?;
+    let allowance = limited::take(&state.limits.post, &user.id).await?;
     let new = body.into_inner().0.parse(&state, chat, user.id)?;
     let outcome = state.poster.post(new).await?;
     match outcome {

@@ -37,7 +37,7 @@ pub async fn add_participants(
     body: web::Json<Object<AddParticipants>>,
 ) -> Result<HttpResponse, ApiError> {
     let chat = ChatId::parse(&path).ok_or_else(ApiError::chat_not_found)?;
-    let allowance = limited::take(&state.limits.membership, &user.id)?;
+    let allowance = limited::take(&state.limits.membership, &user.id).await?;
     let user_ids = body.into_inner().0.user_ids;
     if user_ids.len() > MAX_ADDED_AT_ONCE {
         return Err(ApiError::Validation(format!("add at most {MAX_ADDED_AT_ONCE} participants at once")));
@@ -97,7 +97,7 @@ pub async fn remove_participant(
     let (chat, target) = path.into_inner();
     let chat = ChatId::parse(&chat).ok_or_else(ApiError::chat_not_found)?;
     let target = UserId::parse(&target).map_err(|_| ApiError::NotFound("participant not found".into()))?;
-    let allowance = limited::take(&state.limits.membership, &user.id)?;
+    let allowance = limited::take(&state.limits.membership, &user.id).await?;
     let db = state.db.clone();
     let order = chat.clone();
     let work = async move {

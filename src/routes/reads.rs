@@ -56,7 +56,7 @@ pub async fn mark_read(
     body: web::Json<Object<MarkRead>>,
 ) -> Result<HttpResponse, ApiError> {
     let chat = ChatId::parse(&path).ok_or_else(ApiError::chat_not_found)?;
-    let allowance = limited::take(&state.limits.read, &user.id)?;
+    let allowance = limited::take(&state.limits.read, &user.id).await?;
     let upto = match body.into_inner().0 {
         MarkRead::Seq(ReadSeq { seq }) if seq >= 0 => ReadUpTo::Seq(seq),
         MarkRead::Seq(_) => return Err(ApiError::Validation("seq must be >= 0".into())),
@@ -117,7 +117,7 @@ pub async fn set_typing(
     body: web::Json<Object<SetTyping>>,
 ) -> Result<HttpResponse, ApiError> {
     let chat = ChatId::parse(&path).ok_or_else(ApiError::chat_not_found)?;
-    let allowance = limited::take(&state.limits.typing, &user.id)?;
+    let allowance = limited::take(&state.limits.typing, &user.id).await?;
     let is_typing = body.into_inner().0.is_typing;
     // A chat write like the removal that ends a removed typist's spell: a removal cannot
     // commit between this check and the spell it would have ended.

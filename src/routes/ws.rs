@@ -8,7 +8,7 @@ use crate::db::Cursor;
 use crate::domain::{ChatId, UserId, now_millis};
 use crate::error::{ApiError, ErrorBody};
 use crate::realtime::ReplayPage;
-use crate::realtime::protocol::{MessageEvent, ServerEvent};
+use crate::realtime::protocol::{ClusterScope, MessageEvent, ServerEvent};
 use crate::realtime::wire::Frames;
 use crate::realtime::{Gatekeeper, Peer, SessionConfig};
 use crate::state::AppState;
@@ -121,12 +121,16 @@ impl Gatekeeper for DbGate {
 
     fn typists(&self, chat: &ChatId) -> Vec<UserId> {
         let mut typists = self.state.typing.typists(chat);
-        if let Some(cluster) = &self.state.remote_typing {
-            typists.extend(cluster.remote_typists(chat));
+        if let Some(cluster) = &self.state.cluster {
+            typists.extend(cluster.fanout.remote_typists(chat));
             typists.sort();
             typists.dedup();
         }
         typists
+    }
+
+    fn cluster_scope(&self) -> Option<ClusterScope> {
+        self.state.cluster.as_ref().map(|c| c.scope())
     }
 
     fn verify_token(&self, token: &str) -> Result<(UserId, u64), String> {

@@ -37,8 +37,8 @@ async fn events_cross_nodes_to_the_connections_one_node_would_reach() {
     assert_eq!(alice.expect("chat-created").await["data"]["chat"]["id"], chat.as_str());
     assert_eq!(bob.expect("chat-created").await["data"]["chat"]["id"], chat.as_str());
     bob_list.expect("chat-created").await;
-    alice.join(&chat).await;
-    bob.join(&chat).await;
+    crate::harness::join(&mut alice, &chat).await;
+    crate::harness::join(&mut bob, &chat).await;
 
     // A message through node A reaches bob on node B, and bob's list socket on A gets
     // chat-updated with bob's own unread count.
@@ -98,7 +98,7 @@ async fn two_nodes_writing_one_chat_deliver_in_seq_order_once_everywhere_even_wh
     let mut receivers = Vec::new();
     for (node, user) in [(a, "carol"), (b, "carol"), (c, "carol")] {
         let mut ws = node.ws(user).await;
-        ws.join(&chat).await;
+        crate::harness::join(&mut ws, &chat).await;
         receivers.push(ws);
     }
     const EACH: usize = 60;
@@ -130,7 +130,7 @@ async fn lost_envelopes_are_repaired_from_the_database_including_the_last_one() 
     let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
     let chat = a.create_chat("alice", &["bob"]).await;
     let mut bob = b.ws("bob").await;
-    bob.join(&chat).await;
+    crate::harness::join(&mut bob, &chat).await;
     for i in 0..40 {
         a.send("alice", &chat, &format!("m{i}")).await;
     }
@@ -194,8 +194,8 @@ async fn a_participant_removed_through_one_node_gets_nothing_committed_after_on_
     let chat = a.create_chat("alice", &["bob", "carol"]).await;
     let mut bob = b.ws("bob").await;
     let mut carol = b.ws("carol").await;
-    bob.join(&chat).await;
-    carol.join(&chat).await;
+    crate::harness::join(&mut bob, &chat).await;
+    crate::harness::join(&mut carol, &chat).await;
     a.send("alice", &chat, "before").await;
     assert_eq!(collect_seqs(&mut bob, &chat, 1).await, vec![1]);
     assert_eq!(collect_seqs(&mut carol, &chat, 1).await, vec![1]);

@@ -197,6 +197,34 @@ pub async fn until_broker_ok(node: &Node) {
     }
 }
 
+/// Joins `chat`. A `chat-created` of it may come first: committed before this socket
+/// opened, its envelope can reach this node after.
+pub async fn join(ws: &mut WsClient, chat: &str) {
+    ws.send_json(json!({"event": "join-chat", "data": {"chatId": chat}})).await;
+    loop {
+        let event = ws.next_event().await;
+        match event["event"].as_str() {
+            Some("chat-joined") => return,
+            Some("chat-created") if event["data"]["chat"]["id"] == chat => {}
+            _ => panic!("expected chat-joined, got {event}"),
+        }
+    }
+}
+
+/// Waits until the node reports its broker degraded (Redis unreachable).
+pub async fn until_degraded(node: &Node) {
+    let started = Instant::now();
+    loop {
+        let (status, body) = node.call("GET", "/readyz", "alice", None).await;
+        assert_eq!(status, StatusCode::OK, "a degraded node stays ready: {body}");
+        if body["broker"] == "degraded" {
+            return;
+        }
+        assert!(started.elapsed() < WAIT, "never degraded: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Reads `new-message` frames of `chat` until `count` arrived; other events are skipped
 /// (`resync` without `rejoin` among them: messages keep flowing). Returns their seqs in
 /// arrival order.

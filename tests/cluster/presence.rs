@@ -59,7 +59,7 @@ async fn a_killed_node_s_users_are_announced_offline_by_a_survivor_in_bounded_ti
     let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
     let chat = a.create_chat("alice", &["bob"]).await;
     let mut alice = a.ws("alice").await.with_presence();
-    alice.join(&chat).await;
+    crate::harness::join(&mut alice, &chat).await;
     let _bob = b.ws("bob").await;
     alice.expect("user-online").await;
     // bob types through node B, which times the spell; then B dies.
@@ -116,7 +116,7 @@ async fn a_joiner_on_one_node_is_told_of_a_spell_typed_through_another() {
     let chat = a.create_chat("alice", &["bob"]).await;
     // alice's spell runs on A; carol's... bob joins on B afterwards and hears of it.
     let mut alice = a.ws("alice").await;
-    alice.join(&chat).await;
+    crate::harness::join(&mut alice, &chat).await;
     let (status, _) =
         a.call("POST", &format!("/v1/messaging/chats/{chat}/typing"), "alice", Some(json!({"isTyping": true}))).await;
     assert_eq!(status, 204);
@@ -137,4 +137,38 @@ async fn a_joiner_on_one_node_is_told_of_a_spell_typed_through_another() {
         }
     }
     assert!(told, "the joiner was not told of the running spell");
+}
+
+#[actix_web::test]
+#[cfg_attr(not(missive_postgres_tests), ignore = "set MISSIVE_TEST_POSTGRES_URL to run it")]
+async fn rate_limits_hold_across_nodes_and_fall_back_to_each_node_while_redis_is_down() {
+    let mut cluster =
+        Cluster::start(2, |_| vec![("MISSIVE_POST_RATE_PER_SEC", "1".into()), ("MISSIVE_POST_RATE_BURST", "4".into())]);
+    until_ready(&cluster).await;
+    let chat = cluster.nodes[0].create_chat("alice", &["bob"]).await;
+    let path = format!("/v1/messaging/chats/{chat}/messages");
+    let body = || Some(json!({"content": "hi"}));
+    // Four back to back, alternating nodes, pass; the fifth, on either node, is 429.
+    for i in 0..4 {
+        let (status, answer) = cluster.nodes[i % 2].call("POST", &path, "alice", body()).await;
+        assert_eq!(status, 201, "{answer}");
+    }
+    for node in &cluster.nodes {
+        let (status, answer) = node.call("POST", &path, "alice", body()).await;
+        assert_eq!(status, 429, "{answer}");
+    }
+    let mut ws = cluster.nodes[0].ws("alice").await;
+    ws.send_json(json!({"event": "debug-status", "data": {}})).await;
+    let status = ws.expect("debug-status").await;
+    assert_eq!(status["data"]["cluster"], json!({"broker": "ok", "presence": "cluster", "limits": "cluster"}));
+    // Redis down: each node limits on its own (a fresh burst per node) and says so.
+    cluster.redis.stop();
+    for node in &cluster.nodes {
+        crate::harness::until_degraded(node).await;
+    }
+    let (status, answer) = cluster.nodes[1].call("POST", &path, "bob", body()).await;
+    assert_eq!(status, 201, "{answer}");
+    ws.send_json(json!({"event": "debug-status", "data": {}})).await;
+    let status = ws.expect("debug-status").await;
+    assert_eq!(status["data"]["cluster"]["limits"], "node", "{status}");
 }

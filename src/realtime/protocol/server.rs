@@ -170,6 +170,19 @@ pub struct DebugStatus {
     pub socket_id: String,
     pub chats: Vec<String>,
     pub listening_all: bool,
+    /// Cluster mode only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterScope>,
+}
+
+/// In cluster mode, what holds right now: the broker `ok` or `degraded`; presence and the
+/// rate limits counted over the `cluster`, or on this `node` alone while Redis is down.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterScope {
+    pub broker: String,
+    pub presence: String,
+    pub limits: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
