@@ -301,6 +301,7 @@ pub async fn receive_loop(
                         fanout.repair(reason).await;
                     }
                     fanout.sweep();
+                    metrics::gauge!("missive_broker_healthy").set(if status.healthy() { 1.0 } else { 0.0 });
                 }
             }
         }
