@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::server::{Server, Target, create_chat, token};
+use crate::server::{Server, Servers, Target, create_chat, token};
 
 fn now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
@@ -61,12 +61,17 @@ pub struct Report {
     steps: BTreeMap<u32, Histogram>,
     /// Per message key: the latest time (ns) one of this worker's receivers got it.
     last_seen: HashMap<u64, u64>,
+    /// `new-message` frames that did not follow the receiver's previous one by exactly one
+    /// `seq` (a gap, a duplicate or disorder).
+    #[serde(default)]
+    out_of_order: u64,
 }
 
 #[derive(clap::Args)]
 pub struct WorkerArgs {
-    #[arg(long)]
-    url: String,
+    /// The nodes' WebSocket URLs; receiver i connects to node i mod n.
+    #[arg(long, value_delimiter = ',')]
+    url: Vec<String>,
     #[arg(long)]
     secret: String,
     #[arg(long)]
@@ -87,7 +92,8 @@ pub async fn worker(args: WorkerArgs) -> Result<(), String> {
     let report = Rc::new(RefCell::new(Report::default()));
     let opened = stream::iter(args.first..args.first + args.count)
         .map(|i| {
-            let url = format!("{}?token={}", args.url, token(&args.secret, &format!("u{i}")));
+            let node = &args.url[i % args.url.len()];
+            let url = format!("{node}?token={}", token(&args.secret, &format!("u{i}")));
             let chat = args.chats[i / args.per_chat.max(1)].clone();
             let client = &client;
             async move {
@@ -111,9 +117,10 @@ pub async fn worker(args: WorkerArgs) -> Result<(), String> {
     for mut ws in sockets {
         let report = report.clone();
         actix_web::rt::spawn(async move {
+            let mut last_seq = 0;
             while let Some(Ok(frame)) = ws.next().await {
                 match frame {
-                    awc::ws::Frame::Text(t) => record(&report, &t),
+                    awc::ws::Frame::Text(t) => record(&report, &t, &mut last_seq),
                     awc::ws::Frame::Ping(p) => {
                         let _ = ws.send(awc::ws::Message::Pong(p)).await;
                     }
@@ -135,13 +142,19 @@ pub async fn worker(args: WorkerArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Content is `b <step> <key> <sent ns>`.
-fn record(report: &RefCell<Report>, frame: &[u8]) {
+/// Content is `b <step> <key> <sent ns>`. Each receiver joined one chat before anything
+/// was posted to it, so its `seq`s must be 1, 2, 3…
+fn record(report: &RefCell<Report>, frame: &[u8], last_seq: &mut i64) {
     let now = now_ns();
     let Ok(v) = serde_json::from_slice::<Value>(frame) else { return };
     if v["event"] != "new-message" {
         return;
     }
+    let seq = v["data"]["message"]["seq"].as_i64().unwrap_or(0);
+    if seq != *last_seq + 1 {
+        report.borrow_mut().out_of_order += 1;
+    }
+    *last_seq = (*last_seq).max(seq);
     let content = v["data"]["message"]["content"].as_str().unwrap_or_default();
     let mut parts = content.split(' ').skip(1).map(|p| p.parse::<u64>().unwrap_or(0));
     let (Some(step), Some(key), Some(sent)) = (parts.next(), parts.next(), parts.next()) else { return };
@@ -160,19 +173,20 @@ pub struct Workers {
 /// Spawns receiver workers for `users` (user i joins chat i / per_chat) and waits until
 /// each says `ready`.
 pub fn spawn_workers(
-    server: &Server,
+    servers: &[Server],
     users: usize,
     per_chat: usize,
     per_worker: usize,
     chats: &[String],
 ) -> Result<Workers, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let urls = servers.iter().map(Server::ws_url).collect::<Vec<_>>().join(",");
     let (ready_tx, ready) = mpsc::channel();
     let mut workers = Vec::new();
     for first in (0..users).step_by(per_worker.max(1)) {
         let count = per_worker.min(users - first);
         let mut child = Command::new(&exe)
-            .args(["recv-worker", "--url", &server.ws_url(), "--secret", &server.secret])
+            .args(["recv-worker", "--url", &urls, "--secret", &servers[0].secret])
             .args(["--first", &first.to_string(), "--count", &count.to_string()])
             .args(["--per-chat", &per_chat.to_string(), "--chats", &chats.join(",")])
             .stdin(Stdio::piped())
@@ -219,6 +233,7 @@ pub fn collect(workers: Workers) -> Result<Report, String> {
             let e = merged.last_seen.entry(k).or_default();
             *e = (*e).max(t);
         }
+        merged.out_of_order += r.out_of_order;
     }
     Ok(merged)
 }
@@ -240,9 +255,10 @@ pub struct Args {
     per_worker: usize,
 }
 
-/// Posts at each rate for `seconds`; returns (step, key) → send start ns and acked count.
+/// Posts at each rate for `seconds`, through the nodes in turn; returns (step, key) →
+/// send start ns and acked count.
 async fn publish(
-    server: &Server,
+    servers: &[Server],
     chats: &[String],
     per_chat: usize,
     args: &Args,
@@ -262,6 +278,7 @@ async fn publish(
         while Instant::now() < until {
             tick.tick().await;
             let chat_index = (key as usize) % chats.len();
+            let server = &servers[(key as usize / chats.len()) % servers.len()];
             let url = format!("{}/v1/messaging/chats/{}/messages", server.base, chats[chat_index]);
             let sender = format!("u{}", chat_index * per_chat);
             let (client, acked, started_at, token) =
@@ -291,19 +308,26 @@ async fn publish(
 }
 
 pub async fn run(args: Args, name: &str) -> Result<Value, String> {
-    let server = Server::start(&args.target)?;
+    let servers = Servers::start(&args.target)?;
+    let server = servers.first();
     let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
     let users: Vec<String> = (0..args.chats * args.per_chat).map(|i| format!("u{i}")).collect();
     let mut chats = Vec::new();
     for group in users.chunks(args.per_chat.max(1)) {
-        chats.push(create_chat(&client, &server, &group[0], &group[1..]).await?);
+        chats.push(create_chat(&client, server, &group[0], &group[1..]).await?);
     }
-    let workers = spawn_workers(&server, users.len(), args.per_chat, args.per_worker, &chats)?;
-    let (started_at, steps) = publish(&server, &chats, args.per_chat, &args).await;
+    let workers = spawn_workers(&servers.nodes, users.len(), args.per_chat, args.per_worker, &chats)?;
+    let (cpu_before, redis_before) = servers.cpu_seconds();
+    let (started_at, steps) = publish(&servers.nodes, &chats, args.per_chat, &args).await;
     // Let the last pushes land before the workers stop recording.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let (cpu_after, redis_after) = servers.cpu_seconds();
     let report = collect(workers)?;
-    println!("{name}: {} chats x {} members, {} s per rate, open loop", args.chats, args.per_chat, args.seconds);
+    let nodes = servers.nodes.len();
+    println!(
+        "{name}: {} chats x {} members, {} s per rate, open loop, {nodes} node(s)",
+        args.chats, args.per_chat, args.seconds
+    );
     println!(
         "{:>8} {:>8} {:>8} {:>12} {:>8} {:>9} {:>9} {:>10}",
         "POST/s", "sent", "acked", "deliveries/s", "ratio", "p50 ms", "p99 ms", "p99.9 ms"
@@ -332,6 +356,28 @@ pub async fn run(args: Args, name: &str) -> Result<Value, String> {
         "end to end (POST start to last receiver): p50 {p50:.2} ms, p99 {p99:.2} ms, p99.9 {p999:.2} ms over {} messages",
         e2e.count()
     );
-    Ok(json!({"scenario": name, "chats": args.chats, "per_chat": args.per_chat, "steps": rows,
-        "end_to_end_ms": {"p50": p50, "p99": p99, "p99_9": p999, "messages": e2e.count()}}))
+    // CPU over the whole run (every step and the 2 s drain), per delivery and per message.
+    let deliveries: u64 = report.steps.values().map(Histogram::count).sum();
+    let acked: u64 = steps.iter().map(|(_, _, a)| a).sum();
+    let node_cpu: Vec<f64> = cpu_after.iter().zip(&cpu_before).map(|(a, b)| a - b).collect();
+    let redis_cpu = redis_after.zip(redis_before).map(|(a, b)| a - b);
+    let per = |cpu: f64, n: u64| if n == 0 { 0.0 } else { cpu * 1e6 / n as f64 };
+    for (i, cpu) in node_cpu.iter().enumerate() {
+        println!(
+            "node {i}: {cpu:.2} CPU s, {:.1} us per delivery (all nodes' deliveries), {:.1} us per message",
+            per(*cpu, deliveries),
+            per(*cpu, acked)
+        );
+    }
+    if let Some(cpu) = redis_cpu {
+        println!("redis: {cpu:.2} CPU s, {:.1} us per message (one envelope each)", per(cpu, acked));
+    }
+    println!("order: {} new-message frames out of sequence (gap, duplicate or disorder)", report.out_of_order);
+    Ok(json!({"scenario": name, "nodes": nodes, "chats": args.chats, "per_chat": args.per_chat, "steps": rows,
+        "end_to_end_ms": {"p50": p50, "p99": p99, "p99_9": p999, "messages": e2e.count()},
+        "out_of_order": report.out_of_order,
+        "cpu_seconds": {"nodes": node_cpu, "redis": redis_cpu},
+        "cpu_us_per_delivery": node_cpu.iter().map(|c| per(*c, deliveries)).collect::<Vec<_>>(),
+        "cpu_us_per_message": {"nodes": node_cpu.iter().map(|c| per(*c, acked)).collect::<Vec<_>>(),
+            "redis": redis_cpu.map(|c| per(c, acked))}}))
 }

@@ -24,7 +24,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> Result<Value, String> {
-    let server = Server::start(&args.target)?;
+    let server = Server::start(&args.target, None)?;
     let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
     let users: Vec<String> = (0..args.connections).map(|i| format!("u{i}")).collect();
     let mut chats = Vec::new();
@@ -33,7 +33,8 @@ pub async fn run(args: Args) -> Result<Value, String> {
     }
     let before = server.rss_bytes().ok_or("S1 measures a server it starts (no --target)")?;
     let started = Instant::now();
-    let workers = spawn_workers(&server, args.connections, args.per_chat, args.per_worker, &chats)?;
+    let workers =
+        spawn_workers(std::slice::from_ref(&server), args.connections, args.per_chat, args.per_worker, &chats)?;
     let connect_secs = started.elapsed().as_secs_f64();
     let after = server.rss_bytes().ok_or("server gone")?;
     collect(workers)?;

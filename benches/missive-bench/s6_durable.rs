@@ -52,7 +52,7 @@ async fn sender(client: &awc::Client, server: &Server, user: &str, chat: &str, u
 }
 
 pub async fn run(args: Args) -> Result<Value, String> {
-    let server = Server::start(&args.target)?;
+    let server = Server::start(&args.target, None)?;
     let connector = awc::Connector::new().limit(0);
     let client = awc::Client::builder().connector(connector).timeout(Duration::from_secs(30)).finish();
     println!("S6 durable throughput, {} s per run, {}", args.seconds, server.base);

@@ -15,7 +15,7 @@ pub const SECRET: &str = "missive-bench-secret-missive-bench-secret";
 pub struct Server {
     pub base: String,
     pub secret: String,
-    child: Option<Child>,
+    pub(crate) child: Option<Child>,
     _data: Option<PathBuf>,
 }
 
@@ -35,10 +35,95 @@ pub struct Target {
     /// server's own latency from the disk's (`missive-bench fsync` measures the disk).
     #[arg(long)]
     pub data_parent: Option<PathBuf>,
+    /// Nodes to start in cluster mode (needs a postgres:// --database-url). Each has its
+    /// own process; with more than one, a private redis-server is started unless
+    /// --redis-url names one.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
+    /// Redis for cluster mode (default with --nodes > 1: a private redis-server).
+    #[arg(long)]
+    pub redis_url: Option<String>,
+}
+
+/// The servers under test: one, or the nodes of a cluster and its Redis.
+pub struct Servers {
+    pub nodes: Vec<Server>,
+    redis: Option<Child>,
+}
+
+impl Servers {
+    pub fn start(target: &Target) -> Result<Self, String> {
+        if target.nodes <= 1 && target.redis_url.is_none() {
+            return Ok(Self { nodes: vec![Server::start(target, None)?], redis: None });
+        }
+        if !target.database_url.as_deref().is_some_and(|u| u.starts_with("postgres")) {
+            return Err("cluster mode (--nodes, --redis-url) needs a postgres:// --database-url".into());
+        }
+        let (url, redis) = match &target.redis_url {
+            Some(url) => (url.clone(), None),
+            None => {
+                let port = std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .map_err(|e| e.to_string())?
+                    .port();
+                let child = Command::new("redis-server")
+                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .map_err(|e| format!("redis-server: {e}"))?;
+                let started = std::time::Instant::now();
+                while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                    if started.elapsed() > Duration::from_secs(10) {
+                        return Err("redis-server did not start".into());
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                (format!("redis://127.0.0.1:{port}"), Some(child))
+            }
+        };
+        let mut servers = Self { nodes: Vec::new(), redis };
+        for _ in 0..target.nodes.max(1) {
+            servers.nodes.push(Server::start(target, Some(&url))?);
+        }
+        // Every node's subscription delivers before the load starts.
+        std::thread::sleep(Duration::from_secs(2));
+        Ok(servers)
+    }
+
+    pub fn first(&self) -> &Server {
+        &self.nodes[0]
+    }
+
+    /// CPU seconds (user + system) used so far by each node, then by Redis when started here.
+    pub fn cpu_seconds(&self) -> (Vec<f64>, Option<f64>) {
+        let nodes = self.nodes.iter().map(|n| n.child.as_ref().and_then(|c| cpu_seconds(c.id())).unwrap_or(0.0));
+        (nodes.collect(), self.redis.as_ref().and_then(|c| cpu_seconds(c.id())))
+    }
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        self.nodes.clear();
+        if let Some(child) = &mut self.redis {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// utime + stime of a process, from /proc (Linux).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 impl Server {
-    pub fn start(target: &Target) -> Result<Self, String> {
+    /// One server (`redis`: as a node of a cluster).
+    pub fn start(target: &Target, redis: Option<&str>) -> Result<Self, String> {
         if let Some(base) = &target.target {
             let secret = target.secret.clone().ok_or("--target needs --secret")?;
             return Ok(Self { base: base.trim_end_matches('/').to_owned(), secret, child: None, _data: None });
@@ -49,7 +134,9 @@ impl Server {
             return Err(format!("{} not found: build it first (cargo build --release)", bin.display()));
         }
         let parent = target.data_parent.clone().unwrap_or_else(std::env::temp_dir);
-        let data = parent.join(format!("missive-bench-{}", std::process::id()));
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let data = parent.join(format!("missive-bench-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
         let mut cmd = Command::new(bin);
         cmd.env("MISSIVE_BIND", "127.0.0.1:0")
@@ -67,6 +154,9 @@ impl Server {
             .env_remove("DATABASE_URL");
         if let Some(url) = &target.database_url {
             cmd.env("MISSIVE_DATABASE_URL", url);
+        }
+        if let Some(url) = redis {
+            cmd.env("MISSIVE_REDIS_URL", url);
         }
         let mut child = cmd.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().map_err(|e| e.to_string())?;
         let stderr = child.stderr.take().ok_or("no stderr")?;

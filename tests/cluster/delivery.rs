@@ -81,6 +81,17 @@ async fn events_cross_nodes_to_the_connections_one_node_would_reach() {
     assert_eq!(status, 204);
     let typing = bob.expect("user-typing").await;
     assert_eq!(typing["data"]["isTyping"], true);
+    // Membership: carol, added through B, hears chat-created on A; the members hear
+    // participant-added on both nodes.
+    let mut carol = a.ws("carol").await;
+    let path = format!("/v1/messaging/chats/{chat}/participants");
+    let (status, body) = b.call("POST", &path, "bob", Some(json!({"userIds": ["carol"]}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(carol.expect("chat-created").await["data"]["chat"]["id"], chat.as_str());
+    for ws in [&mut alice, &mut bob] {
+        let added = ws.expect("participant-added").await;
+        assert_eq!(added["data"]["userId"], "carol");
+    }
     bob.expect_nothing_pending().await;
     alice.expect_nothing_pending().await;
 }
