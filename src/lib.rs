@@ -9,12 +9,14 @@
 //! socket, framing by `realtime::wire`). The socket route hands each new connection to
 //! `realtime::Sockets`, whose `Presence` seam says who is online (this node, or the cluster).
 //! Query functions in `db` take a borrowed `db::Conn`, so a handler composes them in one
-//! transaction (`Db::write`).
+//! transaction (`Db::write`). In cluster mode (`MISSIVE_REDIS_URL`), `cluster` provides the
+//! fan-out (a Redis broker, with `realtime::sequencer` ordering each chat), the presence
+//! and the shared rate limits behind the same seams (docs/cluster.md).
 //!
 //! Dependency direction (no cycles): routes and the application modules (`posting`,
-//! `views`, `state`, `startup`) use auth, db, realtime and domain; `realtime` imports only
-//! `domain` (its wire types, `protocol::resources`, are built from rows by `views`); `db`
-//! imports only `domain`; `auth` takes its verifier as `web::Data<Auth>`, not the
+//! `views`, `state`, `startup`, `announce`, `cluster`) use auth, db, realtime and domain;
+//! `realtime` imports only `domain` (its wire types, `protocol::resources`, are built from
+//! rows by `views`); `db` imports only `domain`; `auth` takes its verifier as `web::Data<Auth>`, not the
 //! application state; `domain` imports nothing from the crate.
 
 pub mod announce;
