@@ -119,7 +119,6 @@ pub async fn publish_loop(
     mut queue: mpsc::Receiver<Outgoing>,
     status: Arc<BrokerStatus>,
     timing: Timing,
-    last_published: Arc<AtomicU64>,
     stop: CancellationToken,
 ) {
     let Some(mut conn) = connect(&client, manager_config(), &stop).await else { return };
@@ -141,6 +140,7 @@ pub async fn publish_loop(
         };
         let mut payloads = Vec::with_capacity(items.len() + 1);
         for item in items.drain(..) {
+            fanout.queued_bytes.fetch_sub(item.bytes, Ordering::Relaxed);
             n += 1 + fanout.skipped.swap(0, Ordering::Relaxed);
             let header = Header { o: node.clone(), n, kind: item.kind };
             payloads.push(envelope::encode(&header, &item.frame));
@@ -162,7 +162,6 @@ pub async fn publish_loop(
                 Ok(()) => {
                     status.publishing.store(true, Ordering::Relaxed);
                     metrics::counter!("missive_broker_published_total").increment(payloads.len() as u64);
-                    last_published.store(n, Ordering::Relaxed);
                     break;
                 }
                 Err(e) => {
@@ -207,7 +206,6 @@ pub async fn receive_loop(
     fanout: Arc<ClusterFanout>,
     status: Arc<BrokerStatus>,
     timing: Timing,
-    last_published: Arc<AtomicU64>,
     stop: CancellationToken,
 ) {
     let node = fanout.node.clone();
@@ -260,16 +258,24 @@ pub async fn receive_loop(
                             {
                                 continue; // injected loss (tests)
                             }
-                            let last = last_n.entry(header.o.clone()).or_insert(0);
                             let heartbeat = matches!(header.kind, Kind::Heartbeat {});
-                            if *last != 0 && header.n <= *last && !heartbeat {
-                                continue; // a retried batch: already handled
+                            // The first envelope heard from an origin (a heartbeat, as a
+                            // rule: nodes beat from their start) is where its count starts.
+                            match last_n.get_mut(&header.o) {
+                                None => {
+                                    last_n.insert(header.o.clone(), header.n);
+                                }
+                                Some(last) => {
+                                    if header.n <= *last && !heartbeat {
+                                        continue; // a retried batch: already handled
+                                    }
+                                    if header.n > *last + u64::from(!heartbeat) {
+                                        metrics::counter!("missive_broker_gaps_total").increment(1);
+                                        suspect = Some("a node's envelopes were lost");
+                                    }
+                                    *last = (*last).max(header.n);
+                                }
                             }
-                            if *last != 0 && header.n > *last + u64::from(!heartbeat) {
-                                metrics::counter!("missive_broker_gaps_total").increment(1);
-                                suspect = Some("a node's envelopes were lost");
-                            }
-                            *last = (*last).max(header.n);
                             fanout.receive(header, frame);
                         }
                         PushKind::Disconnection => {
@@ -288,7 +294,7 @@ pub async fn receive_loop(
                     if deaf && status.subscribed.swap(false, Ordering::Relaxed) {
                         tracing::warn!("redis: our own heartbeats stopped arriving");
                     }
-                    if deaf && status.publishing.load(Ordering::Relaxed) && last_published.load(Ordering::Relaxed) > 0 {
+                    if deaf && status.publishing.load(Ordering::Relaxed) {
                         // Publishing works but nothing comes back: the subscription is
                         // wedged. Start a new one.
                         tracing::warn!("redis: subscription wedged; resubscribing");

@@ -20,11 +20,18 @@ use crate::views::MessageView;
 
 /// Rows read per gap fill.
 const FILL_PAGE: i64 = 256;
+/// Bytes of envelopes waiting for the publisher at most (while Redis is down they pile up);
+/// past it they are dropped and their numbers skipped, so receivers repair.
+const MAX_QUEUED_BYTES: usize = 64 << 20;
+/// Chats whose latest `chat-updated` is remembered (to drop a stale one) at most.
+const MAX_CHAT_UPDATES: usize = 100_000;
 
 /// An envelope waiting for the publisher task (which numbers it).
 pub struct Outgoing {
     pub kind: Kind,
     pub frame: bytestring::ByteString,
+    /// Roughly what it weighs in the queue.
+    pub bytes: usize,
 }
 
 /// What a chat's sequencer holds: a frame and who gets it.
@@ -58,6 +65,11 @@ pub struct ClusterFanout {
     /// when their node dies a survivor ends them.
     remote_typing: DashMap<(ChatId, UserId), (String, std::time::Instant)>,
     typing_window: Duration,
+    /// Bytes in the publisher's queue.
+    pub(super) queued_bytes: std::sync::atomic::AtomicUsize,
+    /// The `seq` of the latest `chat-updated` sent here per chat: messages from several
+    /// nodes may arrive out of order, and an older last message must not replace a newer.
+    chat_updates: DashMap<ChatId, i64>,
 }
 
 impl ClusterFanout {
@@ -79,6 +91,8 @@ impl ClusterFanout {
             gap_wait,
             remote_typing: DashMap::new(),
             typing_window,
+            queued_bytes: std::sync::atomic::AtomicUsize::new(0),
+            chat_updates: DashMap::new(),
         })
     }
 
@@ -124,8 +138,28 @@ impl ClusterFanout {
         }
     }
 
+    /// Whether a `chat-updated` for message `seq` of `chat` is newer than the last one here.
+    fn fresh_chat_update(&self, chat: &ChatId, seq: i64) -> bool {
+        if self.chat_updates.len() > MAX_CHAT_UPDATES {
+            self.chat_updates.clear();
+        }
+        let mut latest = self.chat_updates.entry(chat.clone()).or_insert(0);
+        if seq <= *latest {
+            return false;
+        }
+        *latest = seq;
+        true
+    }
+
     fn send(&self, kind: Kind, frame: bytestring::ByteString) {
-        if self.out.try_send(Outgoing { kind, frame }).is_err() {
+        let members = match &kind {
+            Kind::Message { m, .. } => m.len(),
+            _ => 0,
+        };
+        let bytes = frame.len() + 128 + members * 32;
+        let queued = self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        if queued + bytes > MAX_QUEUED_BYTES || self.out.try_send(Outgoing { kind, frame, bytes }).is_err() {
+            self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
             self.skipped.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("missive_broker_dropped_total", "side" => "publish").increment(1);
         }
@@ -167,6 +201,9 @@ impl ClusterFanout {
     /// `chat-updated` for this node's listen-all members of a remote message: only then is
     /// the frame parsed back for its message.
     fn remote_chat_updated(&self, chat: &ChatId, outbound: &Outbound, members: &[(UserId, i64)]) {
+        if !outbound.seq.is_some_and(|seq| self.fresh_chat_update(chat, seq)) {
+            return;
+        }
         let users: Vec<UserId> = members.iter().map(|(u, _)| u.clone()).collect();
         if self.hub.recipients(crate::realtime::hub::Target::ListeningUsers(&users)).is_empty() {
             return;
@@ -255,16 +292,19 @@ impl ClusterFanout {
             tokio::time::sleep(this.gap_wait).await;
             let mut failures = 0;
             loop {
-                let after = match this.chats.get(&chat) {
-                    Some(state) if state.sequencer.is_waiting() => state.sequencer.delivered(),
-                    _ => None,
-                };
-                let Some(after) = after else {
-                    if let Some(mut state) = this.chats.get_mut(&chat) {
-                        state.filling = false;
+                // Checked and cleared under one guard: a gap opened meanwhile either is
+                // seen here or finds `filling` cleared and starts its own fill.
+                let after = match this.chats.get_mut(&chat) {
+                    Some(state) if state.sequencer.is_waiting() && state.sequencer.delivered().is_some() => {
+                        state.sequencer.delivered()
                     }
-                    return;
+                    Some(mut state) => {
+                        state.filling = false;
+                        None
+                    }
+                    None => None,
                 };
+                let Some(after) = after else { return };
                 metrics::counter!("missive_cluster_gap_fills_total").increment(1);
                 match this.read_after(&chat, after).await {
                     Ok((rows, members)) => {
@@ -366,17 +406,15 @@ impl ClusterFanout {
             }
         };
         for (chat, last) in positions {
-            let behind = self.chats.get(&chat).and_then(|s| s.sequencer.delivered()).is_some_and(|d| d < last);
-            if behind {
-                let this = self.clone();
-                // Offering the missing range as a gap: the fill reads it.
-                if let Some(mut state) = this.chats.get_mut(&chat)
-                    && !state.filling
-                {
+            // The missing range becomes a gap (even while a fill runs: it may have read
+            // before the last message committed), and a fill reads it.
+            let Some(mut state) = self.chats.get_mut(&chat) else { continue };
+            if state.sequencer.delivered().is_some_and(|d| d < last) {
+                state.sequencer.expect(last);
+                if !state.filling {
                     state.filling = true;
-                    state.sequencer.expect(last);
                     drop(state);
-                    this.spawn_fill(chat);
+                    self.spawn_fill(chat);
                 }
             }
         }
@@ -397,7 +435,9 @@ impl Fanout for Arc<ClusterFanout> {
             Event::NewMessage { chat, message, members } => {
                 let frame = new_message_frame(chat, message);
                 self.offer_message(chat, message.seq, frame.clone(), members);
-                deliver_chat_updated(&self.hub, chat, message, members, |_| true);
+                if self.fresh_chat_update(chat, message.seq) {
+                    deliver_chat_updated(&self.hub, chat, message, members, |_| true);
+                }
                 let m = members.iter().map(|(u, r)| (u.to_string(), *r)).collect();
                 self.send(Kind::Message { c: chat.to_string(), s: message.seq, m }, frame.frame.clone());
             }
@@ -416,7 +456,13 @@ impl Fanout for Arc<ClusterFanout> {
         self.send(Kind::Evict { c: chat.to_string(), u: user.to_string() }, bytestring::ByteString::new());
     }
 
-    fn subscribed(&self, chat: &ChatId, position: i64) {
-        self.with_chat(chat, |state, out| state.sequencer.position(position, out));
+    fn subscribed(&self, chat: &ChatId, position: i64) -> Option<i64> {
+        let mut stream = None;
+        self.with_chat(chat, |state, out| {
+            let verdict = state.sequencer.position(position, out);
+            stream = state.sequencer.delivered();
+            verdict
+        });
+        stream
     }
 }

@@ -16,7 +16,6 @@ pub use presence::{Announce, RedisPresence};
 pub use rates::RedisRates;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -98,7 +97,6 @@ impl Cluster {
 
     /// Starts the publisher, the subscriber and presence upkeep, until `stop`.
     pub fn start(self, announce: Announce, stop: CancellationToken) {
-        let last_published = Arc::new(AtomicU64::new(0));
         tracing::info!(node = %self.node, "cluster mode: redis broker");
         tokio::spawn(broker::publish_loop(
             self.client.clone(),
@@ -106,7 +104,6 @@ impl Cluster {
             self.queue,
             self.status.clone(),
             self.timing,
-            last_published.clone(),
             stop.clone(),
         ));
         tokio::spawn(broker::receive_loop(
@@ -114,7 +111,6 @@ impl Cluster {
             self.fanout.clone(),
             self.status.clone(),
             self.timing,
-            last_published,
             stop.clone(),
         ));
         let presence = self.presence.clone();

@@ -12,7 +12,7 @@
 use futures_util::future::{BoxFuture, FutureExt};
 use redis::aio::ConnectionManager;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
@@ -74,20 +74,37 @@ pub struct RedisPresence {
     conn: OnceCell<ConnectionManager>,
     /// Redis answered the last presence call.
     reachable: AtomicBool,
+    /// A count change was skipped or failed: the upkeep writes this node's counts back.
+    dirty: AtomicBool,
+    /// Count changes made, to notice one racing with a write-back.
+    changes: AtomicU64,
+    /// A reap runs (one at a time per node).
+    reaping: AtomicBool,
+    /// Itself, for the reaping task.
+    this: std::sync::Weak<RedisPresence>,
     change: redis::Script,
     reap_user: redis::Script,
 }
 
 impl RedisPresence {
     pub fn new(hub: Arc<Hub>, node: String) -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new_cyclic(|this| Self {
             hub,
             node,
             conn: OnceCell::new(),
             reachable: AtomicBool::new(false),
+            dirty: AtomicBool::new(false),
+            changes: AtomicU64::new(0),
+            reaping: AtomicBool::new(false),
+            this: this.clone(),
             change: redis::Script::new(CHANGE),
             reap_user: redis::Script::new(REAP_USER),
         })
+    }
+
+    fn clone_handle(&self) -> Arc<Self> {
+        // `self` lives in the Arc that made it: upgrading cannot fail while it runs.
+        self.this.upgrade().expect("presence is alive while its upkeep runs")
     }
 
     /// The control connection, once made (rates share it).
@@ -114,10 +131,15 @@ impl RedisPresence {
         // While the upkeep finds Redis unreachable, nobody waits for it (a hung Redis
         // would hold every connection for the response timeout); the upkeep writes this
         // node's counts back when Redis answers again.
+        self.changes.fetch_add(1, Ordering::Relaxed);
         if !self.is_cluster_wide() {
+            self.dirty.store(true, Ordering::Relaxed);
             return None;
         }
-        let mut conn = self.conn.get()?.clone();
+        let Some(mut conn) = self.conn.get().cloned() else {
+            self.dirty.store(true, Ordering::Relaxed);
+            return None;
+        };
         let total = self
             .change
             .key(user_key(user.as_str()))
@@ -129,6 +151,9 @@ impl RedisPresence {
             .invoke_async::<i64>(&mut conn)
             .await;
         self.note(total.is_ok());
+        if total.is_err() {
+            self.dirty.store(true, Ordering::Relaxed);
+        }
         total.ok()
     }
 
@@ -153,9 +178,10 @@ impl RedisPresence {
         loop {
             tokio::select! {
                 _ = stop.cancelled() => {
-                    // A clean stop: the users of this node are announced by their sessions
-                    // closing; the lease goes now so nobody reaps us later.
-                    let _: Result<(), _> = redis::pipe().del(lease(&self.node)).srem(NODES, &self.node).query_async(&mut conn).await;
+                    // A clean stop: sessions announce their users as they close. The lease
+                    // goes now and the node stays listed, so a survivor reaps at once
+                    // whatever a session that outlived the grace left behind.
+                    let _: Result<(), _> = redis::cmd("DEL").arg(lease(&self.node)).query_async(&mut conn).await;
                     return;
                 }
                 _ = ticks.tick() => {}
@@ -183,7 +209,7 @@ impl RedisPresence {
         fanout: &Arc<super::ClusterFanout>,
     ) -> redis::RedisResult<()> {
         let now = now_millis();
-        let (current,): (Option<String>,) = redis::pipe()
+        let (added, current): (i64, Option<String>) = redis::pipe()
             .set(lease(&self.node), now)
             .arg("PX")
             .arg(lease_ttl.as_millis() as u64)
@@ -191,10 +217,18 @@ impl RedisPresence {
             .set(seen(&self.node), now)
             .ignore()
             .sadd(NODES, &self.node)
-            .ignore()
             .get(EPOCH)
             .query_async(conn)
             .await?;
+        if added == 1 && epoch.is_some() && current == *epoch {
+            // We were listed and are not any more: a survivor took us for dead (our lease
+            // lapsed) and removed our counts. They go back in.
+            tracing::warn!("presence: this node was reaped while alive; registering its users again");
+            *rewrite = true;
+        }
+        if self.dirty.swap(false, Ordering::Relaxed) {
+            *rewrite = true;
+        }
         if current.is_none() || current != *epoch {
             // A new or emptied Redis (it keeps nothing on disk here).
             let fresh = uuid::Uuid::new_v4().simple().to_string();
@@ -207,13 +241,29 @@ impl RedisPresence {
             *rewrite = true;
         }
         if std::mem::take(rewrite) {
+            // A connection that opens or closes meanwhile may be overwritten by the
+            // snapshot: then the next tick writes again.
+            let before = self.changes.load(Ordering::Relaxed);
             self.rewrite(conn).await?;
+            *rewrite = self.changes.load(Ordering::Relaxed) != before;
         }
         let nodes: Vec<String> = redis::cmd("SMEMBERS").arg(NODES).query_async(conn).await?;
         for other in nodes.into_iter().filter(|n| *n != self.node) {
             let alive: bool = redis::cmd("EXISTS").arg(lease(&other)).query_async(conn).await?;
-            if !alive && self.reap(conn, &other, announce).await? {
-                fanout.end_spells_of(&other);
+            if !alive && !self.reaping.load(Ordering::Relaxed) {
+                // In a task of its own: announcing thousands of users takes longer than
+                // our own lease, which this loop must keep renewing.
+                self.reaping.store(true, Ordering::Relaxed);
+                let (this, mut conn, other) = (self.clone_handle(), conn.clone(), other.clone());
+                let (announce, fanout) = (announce.clone(), fanout.clone());
+                tokio::spawn(async move {
+                    match this.reap(&mut conn, &other, &announce).await {
+                        Ok(true) => fanout.end_spells_of(&other),
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(node = %other, error = %e, "presence: reaping failed"),
+                    }
+                    this.reaping.store(false, Ordering::Relaxed);
+                });
             }
         }
         Ok(())

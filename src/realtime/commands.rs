@@ -68,7 +68,9 @@ impl<G: Gatekeeper> Session<G> {
         }
         let refused = match self.gate.chat_position(&self.conn.user, &chat).await {
             Ok(Some(last_seq)) if self.hub.confirm(&self.conn, &chat) => {
-                self.fanout.subscribed(&chat, last_seq);
+                // In cluster mode the node's stream of the chat may already be past what
+                // this connection read: what lies between is replayed, not awaited live.
+                let last_seq = self.fanout.subscribed(&chat, last_seq).map_or(last_seq, |s| s.max(last_seq));
                 if let Some((floor, resync)) = Box::pin(self.replay(&chat, since, last_seq)).await? {
                     self.tell_typists(&chat).await?;
                     // A removal may commit while a slow client takes the replay.

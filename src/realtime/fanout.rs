@@ -67,8 +67,12 @@ pub trait Fanout: Send + Sync {
     fn evict(&self, chat: &ChatId, user: &UserId);
     /// A connection here subscribed to `chat`, then read its last `seq` as `position`
     /// (frames above it must reach the connection). Only a fan-out that orders frames
-    /// from several writers needs it.
-    fn subscribed(&self, _chat: &ChatId, _position: i64) {}
+    /// from several writers needs it; it answers where its live stream of the chat
+    /// stands when that is past `position` (another connection started it later): the
+    /// connection must then treat that as its position, replaying up to it.
+    fn subscribed(&self, _chat: &ChatId, _position: i64) -> Option<i64> {
+        None
+    }
 }
 
 /// One node: the hub's registry is the whole audience.
