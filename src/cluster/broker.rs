@@ -290,7 +290,9 @@ pub async fn receive_loop(
                     if dropped.swap(0, Ordering::Relaxed) > 0 {
                         suspect = Some("the receive queue overflowed");
                     }
-                    let deaf = own_heard.elapsed() > timing.heartbeat * 4;
+                    // Four heartbeats, and never under 3 s: a loaded machine delays ticks,
+                    // and a false alarm costs every client a resync.
+                    let deaf = own_heard.elapsed() > (timing.heartbeat * 4).max(Duration::from_secs(3));
                     if deaf && status.subscribed.swap(false, Ordering::Relaxed) {
                         tracing::warn!("redis: our own heartbeats stopped arriving");
                     }
