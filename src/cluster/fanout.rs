@@ -4,6 +4,7 @@
 //! `receive`. A gap in a chat's `seq` is waited out briefly, then filled from PostgreSQL.
 
 use dashmap::DashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -40,7 +41,8 @@ struct Item {
     audience: Audience,
     frame: Arc<Outbound>,
     /// For a message: the members when it committed; only their connections get it.
-    members: Option<Arc<[UserId]>>,
+    /// A set: each recipient is looked up in it (chats reach 1,000 members).
+    members: Option<Arc<HashSet<UserId>>>,
 }
 
 #[derive(Default)]
@@ -216,7 +218,7 @@ impl ClusterFanout {
     }
 
     fn offer_message(self: &Arc<Self>, chat: &ChatId, seq: i64, frame: Arc<Outbound>, members: &[(UserId, i64)]) {
-        let members: Arc<[UserId]> = members.iter().map(|(u, _)| u.clone()).collect();
+        let members: Arc<HashSet<UserId>> = Arc::new(members.iter().map(|(u, _)| u.clone()).collect());
         let item = Item { audience: Audience::Chat(chat.clone()), frame, members: Some(members) };
         self.with_chat(chat, |state, out| state.sequencer.message(seq, item, out));
     }
@@ -350,11 +352,12 @@ impl ClusterFanout {
         &self,
         chat: &ChatId,
         after: i64,
-    ) -> Result<(Vec<db::models::MessageRow>, Arc<[UserId]>), db::DbError> {
+    ) -> Result<(Vec<db::models::MessageRow>, Arc<HashSet<UserId>>), db::DbError> {
         self.db
             .read(async |c| {
                 let rows = db::messages::after(c, chat, after, FILL_PAGE).await?;
-                let members: Arc<[UserId]> = db::members::of_chat(c, chat).await?.into();
+                let members: Arc<HashSet<UserId>> =
+                    Arc::new(db::members::of_chat(c, chat).await?.into_iter().collect());
                 Ok((rows, members))
             })
             .await
