@@ -76,9 +76,18 @@ impl Application {
         let shared_rates = cluster.as_ref().map(|c| c.rates.clone() as Arc<dyn SharedRates>);
         if let Some(cluster) = cluster {
             let (db, publisher, typing) = (db.clone(), publisher.clone(), typing.clone());
-            let announce: cluster::Announce = Arc::new(move |user, at| {
+            let announce: cluster::Announce = Arc::new(move |user, seen| {
                 let (db, publisher, typing) = (db.clone(), publisher.clone(), typing.clone());
-                Box::pin(async move { crate::announce::offline(&db, &publisher, &typing, &user, at).await })
+                Box::pin(async move {
+                    match seen {
+                        cluster::Seen::Offline(at) => {
+                            crate::announce::offline(&db, &publisher, &typing, &user, at).await;
+                        }
+                        cluster::Seen::Online => {
+                            crate::announce::online(&db, &publisher, &user, crate::domain::now_millis()).await;
+                        }
+                    }
+                })
             });
             cluster.start(announce, shutdown.clone());
         }

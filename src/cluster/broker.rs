@@ -55,25 +55,33 @@ pub struct Timing {
 /// Faults the multi-node tests inject, read from the environment, in debug builds only
 /// (a release binary has none): `MISSIVE_FAULT_PUBLISH_DELAY_MS` holds each published
 /// batch back (so another node's later envelopes overtake it), `MISSIVE_FAULT_DROP_EVERY`
-/// drops every n-th envelope received from another node (so gaps must be repaired).
+/// drops every n-th envelope received from another node (so gaps must be repaired),
+/// `MISSIVE_FAULT_WEDGE_AFTER` makes the first subscription go silent for good after that
+/// many envelopes while its connection stays up (a wedged subscription), and
+/// `MISSIVE_FAULT_QUEUE_BYTES` shrinks the publisher queue's byte bound (so an outage
+/// overflows it quickly).
 #[derive(Debug, Clone, Copy, Default)]
-struct Faults {
+pub(super) struct Faults {
     publish_delay: Option<Duration>,
     drop_every: Option<u64>,
+    wedge_after: Option<u64>,
+    pub(super) queue_bytes: Option<usize>,
 }
 
 impl Faults {
     #[cfg(debug_assertions)]
-    fn from_env() -> Self {
+    pub(super) fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok()).filter(|v| *v > 0);
         Self {
             publish_delay: var("MISSIVE_FAULT_PUBLISH_DELAY_MS").map(Duration::from_millis),
             drop_every: var("MISSIVE_FAULT_DROP_EVERY"),
+            wedge_after: var("MISSIVE_FAULT_WEDGE_AFTER"),
+            queue_bytes: var("MISSIVE_FAULT_QUEUE_BYTES").map(|b| b as usize),
         }
     }
 
     #[cfg(not(debug_assertions))]
-    fn from_env() -> Self {
+    pub(super) fn from_env() -> Self {
         Self::default()
     }
 }
@@ -214,7 +222,11 @@ pub async fn receive_loop(
     let dropped = Arc::new(AtomicU64::new(0));
     let mut last_n: HashMap<String, u64> = HashMap::new();
     let mut first = true;
+    // Injected wedge (tests): envelopes heard before it, whether it happened, and whether
+    // this subscription is the wedged one.
+    let (mut heard, mut spent) = (0u64, false);
     'subscription: loop {
+        let mut wedged = false;
         let (tx, mut rx) = mpsc::channel(INBOX);
         let cfg =
             manager_config().set_push_sender(Inbox { tx, dropped: dropped.clone() }).set_automatic_resubscription();
@@ -238,6 +250,13 @@ pub async fn receive_loop(
                     let Some(info) = info else { continue 'subscription };
                     match info.kind {
                         PushKind::Message => {
+                            heard += 1;
+                            if !spent && faults.wedge_after.is_some_and(|after| heard >= after) {
+                                (spent, wedged) = (true, true);
+                            }
+                            if wedged {
+                                continue; // injected wedge (tests)
+                            }
                             let Some(Value::BulkString(payload)) = info.data.into_iter().nth(1) else { continue };
                             let Some((header, frame)) = envelope::decode(&payload) else {
                                 metrics::counter!("missive_broker_invalid_total").increment(1);
@@ -300,6 +319,7 @@ pub async fn receive_loop(
                         // Publishing works but nothing comes back: the subscription is
                         // wedged. Start a new one.
                         tracing::warn!("redis: subscription wedged; resubscribing");
+                        metrics::counter!("missive_broker_resubscribes_total").increment(1);
                         continue 'subscription;
                     }
                     if !status.subscribed.load(Ordering::Relaxed) {

@@ -48,6 +48,8 @@ pub enum WireAudience {
     Chat(String),
     #[serde(rename = "ce")]
     ChatExcept(String, String),
+    #[serde(rename = "cm")]
+    ChatMembers(String, Vec<String>),
     #[serde(rename = "u")]
     Users(Vec<String>),
     #[serde(rename = "l")]
@@ -60,6 +62,7 @@ impl From<&Audience> for WireAudience {
         match a {
             Audience::Chat(c) => Self::Chat(c.to_string()),
             Audience::ChatExcept(c, u) => Self::ChatExcept(c.to_string(), u.to_string()),
+            Audience::ChatMembers(c, users) => Self::ChatMembers(c.to_string(), ids(users)),
             Audience::Users(users) => Self::Users(ids(users)),
             Audience::ListeningUsers(users) => Self::Listening(ids(users)),
         }
@@ -72,6 +75,7 @@ impl From<WireAudience> for Audience {
         match a {
             WireAudience::Chat(c) => Self::Chat(ChatId::from_trusted(c)),
             WireAudience::ChatExcept(c, u) => Self::ChatExcept(ChatId::from_trusted(c), UserId::from_trusted(u)),
+            WireAudience::ChatMembers(c, users) => Self::ChatMembers(ChatId::from_trusted(c), ids(users)),
             WireAudience::Users(users) => Self::Users(ids(users)),
             WireAudience::Listening(users) => Self::ListeningUsers(ids(users)),
         }
@@ -105,6 +109,7 @@ mod tests {
             Kind::Message { c: "chat_1".into(), s: 7, m: vec![("alice".into(), 7), ("bob".into(), 3)] },
             Kind::Event { a: WireAudience::ChatExcept("chat_1".into(), "bob".into()), f: Some(3) },
             Kind::Event { a: WireAudience::Users(vec!["bob".into()]), f: None },
+            Kind::Event { a: WireAudience::ChatMembers("chat_1".into(), vec!["alice".into()]), f: Some(9) },
             Kind::Evict { c: "chat_1".into(), u: "bob".into() },
             Kind::Heartbeat {},
         ];

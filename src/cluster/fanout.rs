@@ -67,8 +67,9 @@ pub struct ClusterFanout {
     /// when their node dies a survivor ends them.
     remote_typing: DashMap<(ChatId, UserId), (String, std::time::Instant)>,
     typing_window: Duration,
-    /// Bytes in the publisher's queue.
+    /// Bytes in the publisher's queue, and its bound.
     pub(super) queued_bytes: std::sync::atomic::AtomicUsize,
+    max_queued_bytes: usize,
     /// The `seq` of the latest `chat-updated` sent here per chat: messages from several
     /// nodes may arrive out of order, and an older last message must not replace a newer.
     chat_updates: DashMap<ChatId, i64>,
@@ -94,6 +95,7 @@ impl ClusterFanout {
             remote_typing: DashMap::new(),
             typing_window,
             queued_bytes: std::sync::atomic::AtomicUsize::new(0),
+            max_queued_bytes: super::broker::Faults::from_env().queue_bytes.unwrap_or(MAX_QUEUED_BYTES),
             chat_updates: DashMap::new(),
         })
     }
@@ -160,7 +162,7 @@ impl ClusterFanout {
         };
         let bytes = frame.len() + 128 + members * 32;
         let queued = self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
-        if queued + bytes > MAX_QUEUED_BYTES || self.out.try_send(Outgoing { kind, frame, bytes }).is_err() {
+        if queued + bytes > self.max_queued_bytes || self.out.try_send(Outgoing { kind, frame, bytes }).is_err() {
             self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
             self.skipped.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("missive_broker_dropped_total", "side" => "publish").increment(1);
@@ -187,10 +189,7 @@ impl ClusterFanout {
                     self.mirror_typing(&header.o, &frame);
                 }
                 let audience = Audience::from(a);
-                let chat = match &audience {
-                    Audience::Chat(c) | Audience::ChatExcept(c, _) => Some(c.clone()),
-                    _ => None,
-                };
+                let chat = audience.chat().cloned();
                 let outbound =
                     Arc::new(Outbound { frame, chat: chat.clone(), seq: None, queued_at: std::time::Instant::now() });
                 self.offer_event(audience, chat, f, outbound);
@@ -309,21 +308,28 @@ impl ClusterFanout {
                 let Some(after) = after else { return };
                 metrics::counter!("missive_cluster_gap_fills_total").increment(1);
                 match this.read_after(&chat, after).await {
-                    Ok((rows, members)) => {
+                    Ok((rows, markers)) => {
                         let full = rows.len() as i64 == FILL_PAGE;
-                        let rows = rows.into_iter().map(|m| {
-                            let seq = m.seq;
-                            let frame = new_message_frame(&chat, &MessageView::from(m));
-                            (
-                                seq,
-                                Item { audience: Audience::Chat(chat.clone()), frame, members: Some(members.clone()) },
-                            )
+                        let members: Arc<HashSet<UserId>> = Arc::new(markers.iter().map(|(u, _)| u.clone()).collect());
+                        let views: Vec<MessageView> = rows.into_iter().map(MessageView::from).collect();
+                        let items = views.iter().map(|view| {
+                            let frame = new_message_frame(&chat, view);
+                            let item =
+                                Item { audience: Audience::Chat(chat.clone()), frame, members: Some(members.clone()) };
+                            (view.seq, item)
                         });
                         let mut verdict = Verdict::InOrder;
                         this.with_chat(&chat, |state, out| {
-                            verdict = state.sequencer.fill(rows, out);
+                            verdict = state.sequencer.fill(items, out);
                             verdict
                         });
+                        // The lost envelopes' `chat-updated` too: the newest message is the
+                        // one a chat list shows.
+                        if let Some(newest) = views.last()
+                            && this.fresh_chat_update(&chat, newest.seq)
+                        {
+                            deliver_chat_updated(&this.hub, &chat, newest, &markers, |_| true);
+                        }
                         if verdict == Verdict::Resync {
                             return;
                         }
@@ -352,13 +358,12 @@ impl ClusterFanout {
         &self,
         chat: &ChatId,
         after: i64,
-    ) -> Result<(Vec<db::models::MessageRow>, Arc<HashSet<UserId>>), db::DbError> {
+    ) -> Result<(Vec<db::models::MessageRow>, Vec<(UserId, i64)>), db::DbError> {
         self.db
             .read(async |c| {
                 let rows = db::messages::after(c, chat, after, FILL_PAGE).await?;
-                let members: Arc<HashSet<UserId>> =
-                    Arc::new(db::members::of_chat(c, chat).await?.into_iter().collect());
-                Ok((rows, members))
+                let markers = db::members::markers_of(c, chat).await?;
+                Ok((rows, markers))
             })
             .await
     }
@@ -429,6 +434,7 @@ impl ClusterFanout {
         self.remote_typing.retain(|_, (_, until)| *until > now);
         self.chats
             .retain(|chat, state| state.filling || state.sequencer.is_waiting() || self.hub.has_subscribers(chat));
+        metrics::gauge!("missive_cluster_chats_followed").set(self.chats.len() as f64);
     }
 }
 

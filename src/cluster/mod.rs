@@ -12,7 +12,7 @@ mod rates;
 
 pub use broker::{BrokerStatus, Timing};
 pub use fanout::ClusterFanout;
-pub use presence::{Announce, RedisPresence};
+pub use presence::{Announce, RedisPresence, Seen};
 pub use rates::RedisRates;
 
 use std::sync::Arc;

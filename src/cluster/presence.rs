@@ -65,8 +65,36 @@ for _, v in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(v) 
 return total
 ";
 
-/// Tells the application a user went offline because their node died.
-pub type Announce = Arc<dyn Fn(UserId, Millis) -> BoxFuture<'static, ()> + Send + Sync>;
+/// Sets this node's count of each user (KEYS: their presence hashes; ARGV: the node, its
+/// user set, the counts, then the users) and lists the positions of users whom no node
+/// counted before: they were announced offline, or never online.
+const RESTORE: &str = r"
+local n = #KEYS
+local came = {}
+for i, key in ipairs(KEYS) do
+  local total = 0
+  for _, v in ipairs(redis.call('HVALS', key)) do total = total + tonumber(v) end
+  redis.call('HSET', key, ARGV[1], ARGV[2 + i])
+  redis.call('SADD', ARGV[2], ARGV[2 + n + i])
+  if total == 0 then table.insert(came, i) end
+end
+return came
+";
+
+/// Users written back per script call.
+const RESTORE_CHUNK: usize = 500;
+
+/// A presence change this node announces for others: a user of a dead node went offline
+/// (at their node's last heartbeat), or a user of this node, announced offline while the
+/// node was taken for dead, is online after all.
+#[derive(Debug, Clone, Copy)]
+pub enum Seen {
+    Offline(Millis),
+    Online,
+}
+
+/// Tells the application of a presence change found by the upkeep.
+pub type Announce = Arc<dyn Fn(UserId, Seen) -> BoxFuture<'static, ()> + Send + Sync>;
 
 pub struct RedisPresence {
     hub: Arc<Hub>,
@@ -84,6 +112,7 @@ pub struct RedisPresence {
     this: std::sync::Weak<RedisPresence>,
     change: redis::Script,
     reap_user: redis::Script,
+    restore: redis::Script,
 }
 
 impl RedisPresence {
@@ -99,6 +128,7 @@ impl RedisPresence {
             this: this.clone(),
             change: redis::Script::new(CHANGE),
             reap_user: redis::Script::new(REAP_USER),
+            restore: redis::Script::new(RESTORE),
         })
     }
 
@@ -174,6 +204,9 @@ impl RedisPresence {
         let mut epoch: Option<String> = None;
         // The counts in Redis may be off after a spell without it: written back at once.
         let mut rewrite = true;
+        // Written back because a survivor took this node for dead: its users were
+        // announced offline, and are announced online again.
+        let mut revived = false;
         let mut ticks = tokio::time::interval(heartbeat);
         loop {
             tokio::select! {
@@ -186,7 +219,7 @@ impl RedisPresence {
                 }
                 _ = ticks.tick() => {}
             }
-            match self.tick(&mut conn, &mut epoch, &mut rewrite, lease_ttl, &announce, &fanout).await {
+            match self.tick(&mut conn, &mut epoch, (&mut rewrite, &mut revived), lease_ttl, &announce, &fanout).await {
                 Ok(()) => self.note(true),
                 Err(e) => {
                     if self.is_cluster_wide() {
@@ -203,7 +236,7 @@ impl RedisPresence {
         &self,
         conn: &mut ConnectionManager,
         epoch: &mut Option<String>,
-        rewrite: &mut bool,
+        (rewrite, revived): (&mut bool, &mut bool),
         lease_ttl: Duration,
         announce: &Announce,
         fanout: &Arc<super::ClusterFanout>,
@@ -225,6 +258,7 @@ impl RedisPresence {
             // lapsed) and removed our counts. They go back in.
             tracing::warn!("presence: this node was reaped while alive; registering its users again");
             *rewrite = true;
+            *revived = true;
         }
         if self.dirty.swap(false, Ordering::Relaxed) {
             *rewrite = true;
@@ -244,7 +278,8 @@ impl RedisPresence {
             // A connection that opens or closes meanwhile may be overwritten by the
             // snapshot: then the next tick writes again.
             let before = self.changes.load(Ordering::Relaxed);
-            self.rewrite(conn).await?;
+            let announce = std::mem::take(revived).then_some(announce);
+            self.rewrite(conn, announce).await?;
             *rewrite = self.changes.load(Ordering::Relaxed) != before;
         }
         let nodes: Vec<String> = redis::cmd("SMEMBERS").arg(NODES).query_async(conn).await?;
@@ -271,25 +306,39 @@ impl RedisPresence {
 
     /// Sets this node's count of each user to what its registry holds, and removes users
     /// who left meanwhile: silently, since the announcements were made (by this node)
-    /// when they happened.
-    async fn rewrite(&self, conn: &mut ConnectionManager) -> redis::RedisResult<()> {
+    /// when they happened. With `announce` (the node was taken for dead, and its users
+    /// announced offline), users no node counted are announced online again.
+    async fn rewrite(&self, conn: &mut ConnectionManager, announce: Option<&Announce>) -> redis::RedisResult<()> {
         let here = self.hub.users_here();
         let listed: Vec<String> = redis::cmd("SMEMBERS").arg(node_users(&self.node)).query_async(conn).await?;
-        let gone: Vec<&String> =
-            listed.iter().filter(|u| !here.iter().any(|(h, _)| h.as_str() == u.as_str())).collect();
-        if gone.is_empty() && here.is_empty() {
-            return Ok(()); // redis refuses an empty pipeline
+        let present: std::collections::HashSet<&str> = here.iter().map(|(u, _)| u.as_str()).collect();
+        let gone: Vec<&String> = listed.iter().filter(|u| !present.contains(u.as_str())).collect();
+        if !gone.is_empty() {
+            let mut pipe = redis::pipe();
+            for user in gone {
+                pipe.hdel(user_key(user), &self.node).ignore();
+                pipe.srem(node_users(&self.node), user).ignore();
+            }
+            pipe.query_async::<()>(conn).await?;
         }
-        let mut pipe = redis::pipe();
-        for user in gone {
-            pipe.hdel(user_key(user), &self.node).ignore();
-            pipe.srem(node_users(&self.node), user).ignore();
+        for chunk in here.chunks(RESTORE_CHUNK) {
+            let mut call = self.restore.prepare_invoke();
+            call.arg(&self.node).arg(node_users(&self.node));
+            for (user, count) in chunk {
+                call.key(user_key(user.as_str())).arg(*count);
+            }
+            for (user, _) in chunk {
+                call.arg(user.as_str());
+            }
+            let came: Vec<usize> = call.invoke_async(conn).await?;
+            let Some(announce) = announce else { continue };
+            for i in came {
+                if let Some((user, _)) = chunk.get(i.wrapping_sub(1)) {
+                    announce(user.clone(), Seen::Online).await;
+                }
+            }
         }
-        for (user, count) in &here {
-            pipe.hset(user_key(user.as_str()), &self.node, *count).ignore();
-            pipe.sadd(node_users(&self.node), user.as_str()).ignore();
-        }
-        pipe.query_async::<()>(conn).await
+        Ok(())
     }
 
     /// A node's lease expired: one survivor takes it over and announces its users offline.
@@ -315,7 +364,7 @@ impl RedisPresence {
         for user in users {
             let total: i64 = self.reap_user.key(user_key(&user)).arg(dead).invoke_async(conn).await?;
             if total == 0 {
-                announce(UserId::from_trusted(user), last_seen).await;
+                announce(UserId::from_trusted(user), Seen::Offline(last_seen)).await;
             }
         }
         redis::pipe()

@@ -5,7 +5,7 @@ use diesel_async::RunQueryDsl;
 
 use super::models::MessageRow;
 use super::schema::{chat_members, messages};
-use super::{Conn, Db, DbError, on_conn};
+use super::{Conn, DbError, on_conn};
 use crate::domain::{ChatId, MessageContent, MessageId, Millis, UserId};
 
 pub enum Change {
@@ -80,17 +80,4 @@ pub async fn change(
         }
         Ok(ChangeOutcome::Changed(row))
     })
-}
-
-impl Db {
-    pub async fn change_message(
-        &self,
-        by: &UserId,
-        chat: &ChatId,
-        message: &MessageId,
-        what: Change,
-        now: Millis,
-    ) -> Result<ChangeOutcome, DbError> {
-        self.write(async |c| change(c, by, chat, message, what, now).await).await
-    }
 }

@@ -231,14 +231,6 @@ pub async fn touch_presence(conn: &mut Conn<'_>, user: &UserId, at: Millis) -> R
 }
 
 impl Db {
-    pub async fn mark_read(&self, user: &UserId, chat: &ChatId, upto: ReadUpTo) -> Result<ReadOutcome, DbError> {
-        self.write(async |c| mark_read(c, user, chat, upto).await).await
-    }
-
-    pub async fn remove_member(&self, by: &UserId, chat: &ChatId, user: &UserId) -> Result<RemoveOutcome, DbError> {
-        self.write(async |c| remove(c, by, chat, user).await).await
-    }
-
     pub async fn contacts_of(&self, user: &UserId) -> Result<Vec<UserId>, DbError> {
         self.read(async |c| contacts_of(c, user).await).await
     }
@@ -265,5 +257,17 @@ pub async fn of_chat(conn: &mut Conn<'_>, chat: &ChatId) -> Result<Vec<UserId>, 
             .load(conn)
             .await?;
         Ok(users.into_iter().map(UserId::from_trusted).collect())
+    })
+}
+
+/// Current members of a chat with their read markers.
+pub async fn markers_of(conn: &mut Conn<'_>, chat: &ChatId) -> Result<Vec<(UserId, i64)>, DbError> {
+    on_conn!(conn, |conn| {
+        let rows: Vec<(String, i64)> = chat_members::table
+            .filter(chat_members::chat_id.eq(chat.as_str()))
+            .select((chat_members::user_id, chat_members::last_read_seq))
+            .load(conn)
+            .await?;
+        Ok(rows.into_iter().map(|(u, r)| (UserId::from_trusted(u), r)).collect())
     })
 }

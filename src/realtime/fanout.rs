@@ -11,7 +11,7 @@
 //! (`Outbound::seq`); `Event::follows` says which message an event must not overtake, so a
 //! receiving node can order and de-duplicate without parsing frames.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use super::hub::{Hub, Outbound, Target};
@@ -34,8 +34,7 @@ impl Event<'_> {
     pub fn chat(&self) -> Option<&ChatId> {
         match self {
             Event::NewMessage { chat, .. } => Some(chat),
-            Event::Other { audience: Audience::Chat(chat) | Audience::ChatExcept(chat, _), .. } => Some(chat),
-            Event::Other { .. } => None,
+            Event::Other { audience, .. } => audience.chat(),
         }
     }
 
@@ -43,7 +42,7 @@ impl Event<'_> {
     /// deleted message, the message a read marker moved to.
     pub fn follows(&self) -> Option<i64> {
         match self {
-            Event::Other { event, audience: Audience::Chat(_) | Audience::ChatExcept(..) } => follows(event),
+            Event::Other { event, audience } if audience.chat().is_some() => follows(event),
             _ => None,
         }
     }
@@ -120,17 +119,25 @@ pub fn new_message_frame(chat: &ChatId, message: &MessageView) -> Arc<Outbound> 
 /// may hold a connection whose membership is not, or no longer, confirmed, and the
 /// session drops such frames before writing them).
 pub fn frame_of(audience: &Audience, event: &ServerEvent) -> Arc<Outbound> {
-    let chat = match audience {
-        Audience::Chat(chat) | Audience::ChatExcept(chat, _) => Some(chat.clone()),
-        Audience::Users(_) | Audience::ListeningUsers(_) => None,
-    };
-    Arc::new(Outbound { frame: event.encode(), chat, seq: None, queued_at: std::time::Instant::now() })
+    Arc::new(Outbound {
+        frame: event.encode(),
+        chat: audience.chat().cloned(),
+        seq: None,
+        queued_at: std::time::Instant::now(),
+    })
 }
 
 /// Queues the frame `build` makes (only if someone here receives it) for this node's
 /// connections in `audience`; returns how many took it.
 pub fn deliver(hub: &Hub, audience: &Audience, build: impl FnOnce() -> Arc<Outbound>) -> usize {
-    let recipients = hub.recipients(target(audience));
+    let mut recipients = hub.recipients(target(audience));
+    if let Audience::ChatMembers(_, members) = audience
+        && !recipients.is_empty()
+    {
+        // A set: chats reach 1,000 members, and each recipient is looked up.
+        let members: HashSet<&UserId> = members.iter().collect();
+        recipients.retain(|c| members.contains(&c.user));
+    }
     if recipients.is_empty() {
         return 0;
     }
@@ -168,7 +175,7 @@ pub fn deliver_chat_updated(
 
 fn target(audience: &Audience) -> Target<'_> {
     match audience {
-        Audience::Chat(chat) => Target::Chat(chat),
+        Audience::Chat(chat) | Audience::ChatMembers(chat, _) => Target::Chat(chat),
         Audience::ChatExcept(chat, user) => Target::ChatExcept(chat, user),
         Audience::Users(users) => Target::Users(users),
         Audience::ListeningUsers(users) => Target::ListeningUsers(users),

@@ -16,6 +16,11 @@ pub enum Audience {
     Chat(ChatId),
     /// Connections joined to the chat, except those of this user (typing indicators).
     ChatExcept(ChatId, UserId),
+    /// Connections joined to the chat whose user is among these: the members when the
+    /// event committed, read in its transaction. In cluster mode a removal committed
+    /// through another node may not have reached this node's connections yet; this
+    /// keeps a later event from reaching the removed user meanwhile.
+    ChatMembers(ChatId, Vec<UserId>),
     /// Every connection of these users.
     Users(Vec<UserId>),
     /// Connections of these users that listen to all their chats.
@@ -49,5 +54,15 @@ impl Publisher {
     /// listen-all connections with their own unread counts.
     pub fn publish_new_message(&self, chat: &ChatId, message: &MessageView, members: &[(UserId, i64)]) {
         self.fanout.publish(Event::NewMessage { chat, message, members });
+    }
+}
+
+impl Audience {
+    /// The chat a chat-scoped audience is limited to.
+    pub fn chat(&self) -> Option<&ChatId> {
+        match self {
+            Audience::Chat(chat) | Audience::ChatExcept(chat, _) | Audience::ChatMembers(chat, _) => Some(chat),
+            Audience::Users(_) | Audience::ListeningUsers(_) => None,
+        }
     }
 }

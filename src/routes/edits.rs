@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::body::Object;
 use super::limited;
 use crate::auth::AuthUser;
-use crate::db::{Change, ChangeOutcome};
+use crate::db::{self, Change, ChangeOutcome};
 use crate::domain::{ChatId, MessageContent, MessageId, now_millis};
 use crate::error::{ApiError, ErrorBody};
 use crate::realtime::Audience;
@@ -38,7 +38,19 @@ async fn apply(
     let db = state.db.clone();
     let order = chat.clone();
     let work = async move {
-        let row = match db.change_message(&user.id, &chat, &id, change, now_millis()).await? {
+        // The members are read in the change's transaction: in cluster mode only they get
+        // the event (see `Audience::ChatMembers`).
+        let (outcome, members) = db
+            .write(async |c| {
+                let outcome = db::edits::change(c, &user.id, &chat, &id, change, now_millis()).await?;
+                let members = match outcome {
+                    ChangeOutcome::Changed(_) => db::members::of_chat(c, &chat).await?,
+                    _ => Vec::new(),
+                };
+                Ok::<_, ApiError>((outcome, members))
+            })
+            .await?;
+        let row = match outcome {
             ChangeOutcome::Changed(row) => row,
             ChangeOutcome::Unchanged(row) => return Ok((Some(MessageView::from(row)), Vec::new())),
             ChangeOutcome::NotFound => return Err(message_not_found()),
@@ -55,7 +67,7 @@ async fn apply(
         } else {
             ServerEvent::MessageUpdated(MessageEvent { chat_id: chat.to_string(), message: view.clone() })
         };
-        Ok((Some(view), vec![Effect::publish(Audience::Chat(chat), event)]))
+        Ok((Some(view), vec![Effect::publish(Audience::ChatMembers(chat, members), event)]))
     };
     state.writes.run(Some(order), work).await
 }

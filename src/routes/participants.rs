@@ -62,11 +62,17 @@ pub async fn add_participants(
                 Ok((added, record))
             })
             .await?;
+        // The members after the additions, from the same transaction: in cluster mode only
+        // they get `participant-added` (see `Audience::ChatMembers`).
+        let members: Vec<UserId> = record.participants.iter().cloned().map(UserId::from_trusted).collect();
         let mut effects: Vec<Effect> = added
             .iter()
             .map(|newcomer| {
                 let added = Participant { chat_id: chat.to_string(), user_id: newcomer.to_string() };
-                Effect::publish(Audience::Chat(chat.clone()), ServerEvent::ParticipantAdded(added))
+                Effect::publish(
+                    Audience::ChatMembers(chat.clone(), members.clone()),
+                    ServerEvent::ParticipantAdded(added),
+                )
             })
             .collect();
         if !added.is_empty() {
@@ -101,7 +107,19 @@ pub async fn remove_participant(
     let db = state.db.clone();
     let order = chat.clone();
     let work = async move {
-        match db.remove_member(&user.id, &chat, &target).await? {
+        // The members left are read in the removal's transaction: in cluster mode only
+        // they get `participant-removed` (see `Audience::ChatMembers`).
+        let (outcome, members) = db
+            .write(async |c| {
+                let outcome = db::members::remove(c, &user.id, &chat, &target).await?;
+                let members = match outcome {
+                    RemoveOutcome::Removed => db::members::of_chat(c, &chat).await?,
+                    _ => Vec::new(),
+                };
+                Ok::<_, ApiError>((outcome, members))
+            })
+            .await?;
+        match outcome {
             RemoveOutcome::Removed => {}
             RemoveOutcome::NotMember => return Err(ApiError::NotFound("participant not found".into())),
             RemoveOutcome::Forbidden => {
@@ -111,7 +129,7 @@ pub async fn remove_participant(
         let removed = Participant { chat_id: chat.to_string(), user_id: target.to_string() };
         let effects = vec![
             Effect::Evict(chat.clone(), target.clone()),
-            Effect::publish(Audience::Chat(chat), ServerEvent::ParticipantRemoved(removed.clone())),
+            Effect::publish(Audience::ChatMembers(chat, members), ServerEvent::ParticipantRemoved(removed.clone())),
             Effect::publish(Audience::Users(vec![target]), ServerEvent::ParticipantRemoved(removed)),
         ];
         Ok(((), effects))

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::body::Object;
 use super::limited;
 use crate::auth::AuthUser;
-use crate::db::{ReadOutcome, ReadUpTo};
+use crate::db::{self, ReadOutcome, ReadUpTo};
 use crate::domain::{ChatId, MessageId, UserId, rfc3339_millis};
 use crate::error::{ApiError, ErrorBody};
 use crate::realtime::Audience;
@@ -69,7 +69,19 @@ pub async fn mark_read(
     let db = state.db.clone();
     let order = chat.clone();
     let work = async move {
-        let read = match db.mark_read(&user.id, &chat, upto).await? {
+        // The members are read in the marker's transaction: in cluster mode only they get
+        // `message-read` (see `Audience::ChatMembers`).
+        let (outcome, members) = db
+            .write(async |c| {
+                let outcome = db::members::mark_read(c, &user.id, &chat, upto).await?;
+                let members = match &outcome {
+                    ReadOutcome::Done(read) if read.total_unread.is_some() => db::members::of_chat(c, &chat).await?,
+                    _ => Vec::new(),
+                };
+                Ok::<_, ApiError>((outcome, members))
+            })
+            .await?;
+        let read = match outcome {
             ReadOutcome::Done(read) => read,
             ReadOutcome::NotMember => return Err(ApiError::chat_not_found()),
             ReadOutcome::UnknownMessage => {
@@ -83,7 +95,7 @@ pub async fn mark_read(
                 user_id: user.id.to_string(),
                 last_read_seq: read.last_read_seq,
             });
-            effects.push(Effect::publish(Audience::Chat(chat.clone()), event));
+            effects.push(Effect::publish(Audience::ChatMembers(chat.clone(), members), event));
             let event = ServerEvent::UnreadCountUpdated(UnreadCountUpdated {
                 chat_id: chat.to_string(),
                 unread_count: read.unread_count,

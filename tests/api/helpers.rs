@@ -340,8 +340,12 @@ impl WsClient {
 
     /// The next text frame or close, answering pings on the way.
     pub async fn next_incoming(&mut self) -> Incoming {
+        // One deadline for the whole wait: the server's pings must not extend it.
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let frame = tokio::time::timeout(WAIT, self.framed.next()).await.expect("a frame within the wait");
+            let frame = tokio::time::timeout_at(deadline, self.framed.next())
+                .await
+                .expect("an event or a close within the wait");
             match frame {
                 None => return Incoming::Closed(None),
                 Some(Err(e)) => panic!("websocket protocol error: {e}"),

@@ -94,6 +94,14 @@ impl Server {
         self.exited.recv_timeout(Duration::from_secs(10)).expect("missive is gone after SIGKILL");
         self.reaped.set(true);
     }
+
+    /// Freezes the process (SIGSTOP) or thaws it (SIGCONT): alive, but silent meanwhile.
+    #[allow(dead_code)] // the cluster suite's
+    pub fn freeze(&self, frozen: bool) {
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let sent = Command::new("kill").args([signal, &self.pid.to_string()]).status().expect("kill");
+        assert!(sent.success());
+    }
 }
 
 impl Drop for Server {

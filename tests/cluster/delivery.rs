@@ -1,11 +1,11 @@
 //! Every event crosses nodes, to exactly the connections one node would have reached;
 //! order and exactly-once with several writers; resume on any node; removal.
 
-use serde_json::json;
+use serde_json::{Value, json};
 use std::time::Duration;
 
 use crate::harness::{Cluster, assert_in_order, collect_seqs, until_ready};
-use crate::helpers::send_join;
+use crate::helpers::{WsClient, send_join};
 use crate::process;
 
 #[test]
@@ -199,7 +199,7 @@ async fn resume_on_another_node_is_gap_free_and_duplicate_free_while_posting_con
 #[cfg_attr(not(missive_postgres_tests), ignore = "set MISSIVE_TEST_POSTGRES_URL to run it")]
 async fn a_participant_removed_through_one_node_gets_nothing_committed_after_on_any_node() {
     let cluster =
-        Cluster::start(2, |i| if i == 0 { vec![("MISSIVE_FAULT_PUBLISH_DELAY_MS", "200".into())] } else { Vec::new() });
+        Cluster::start(2, |i| if i == 0 { vec![("MISSIVE_FAULT_PUBLISH_DELAY_MS", "300".into())] } else { Vec::new() });
     until_ready(&cluster).await;
     let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
     let chat = a.create_chat("alice", &["bob", "carol"]).await;
@@ -210,17 +210,39 @@ async fn a_participant_removed_through_one_node_gets_nothing_committed_after_on_
     a.send("alice", &chat, "before").await;
     assert_eq!(collect_seqs(&mut bob, &chat, 1).await, vec![1]);
     assert_eq!(collect_seqs(&mut carol, &chat, 1).await, vec![1]);
-    // The removal commits on A, whose envelopes are late; B commits right after it, and
-    // its own message reaches B's sockets at once, before A's eviction does.
+    // The removal commits on A, whose envelopes are late; through B, carol then posts,
+    // edits, deletes, reads and adds someone. B's own events reach B's sockets at once,
+    // before A's eviction does: only the members at commit may get them.
     let (status, _) = a.call("DELETE", &format!("/v1/messaging/chats/{chat}/participants/bob"), "alice", None).await;
     assert_eq!(status, 204);
-    b.send("carol", &chat, "after").await;
-    assert_eq!(collect_seqs(&mut carol, &chat, 1).await, vec![2]);
+    let (status, _) =
+        b.call("POST", &format!("/v1/messaging/chats/{chat}/read"), "carol", Some(json!({"seq": 1}))).await;
+    assert_eq!(status, 200);
+    let after = b.send("carol", &chat, "after").await;
+    let id = after["id"].as_str().unwrap().to_owned();
+    let message = format!("/v1/messaging/chats/{chat}/messages/{id}");
+    let (status, _) = b.call("PATCH", &message, "carol", Some(json!({"content": "after, edited"}))).await;
+    assert_eq!(status, 200);
+    let (status, _) = b
+        .call("POST", &format!("/v1/messaging/chats/{chat}/participants"), "carol", Some(json!({"userIds": ["dave"]})))
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = b.call("DELETE", &message, "carol", None).await;
+    assert_eq!(status, 204);
+    // Carol, a member, gets each of them (the removal may come in between).
+    for name in ["message-read", "new-message", "message-updated", "participant-added", "message-deleted"] {
+        let event = until(&mut carol, name).await;
+        assert_eq!(event["data"]["chatId"], chat.as_str());
+    }
     // Until bob hears of his removal (or, should the broker have lost it, is told to
-    // resync), then up to a ping round trip: no message committed after it.
+    // resync), then up to a ping round trip: nothing committed after it.
+    let leaked = |event: &Value| {
+        ["new-message", "message-updated", "message-deleted", "message-read", "participant-added"]
+            .contains(&event["event"].as_str().unwrap_or(""))
+    };
     loop {
         let event = bob.next_event().await;
-        assert_ne!(event["event"], "new-message", "bob got a message committed after his removal: {event}");
+        assert!(!leaked(&event), "bob got an event committed after his removal: {event}");
         if event["event"] == "participant-removed" || event["event"] == "resync" {
             break;
         }
@@ -228,9 +250,54 @@ async fn a_participant_removed_through_one_node_gets_nothing_committed_after_on_
     bob.send_json(json!({"event": "ping", "data": {}, "ref": "barrier"})).await;
     loop {
         let event = bob.next_event().await;
-        assert_ne!(event["event"], "new-message", "bob got a message committed after his removal: {event}");
+        assert!(!leaked(&event), "bob got an event committed after his removal: {event}");
         if event["event"] == "pong" {
             break;
         }
+    }
+}
+
+/// The next `name` event, skipping others.
+async fn until(ws: &mut WsClient, name: &str) -> Value {
+    loop {
+        let event = ws.next_event().await;
+        if event["event"] == name {
+            return event;
+        }
+    }
+}
+
+#[actix_web::test]
+#[cfg_attr(not(missive_postgres_tests), ignore = "set MISSIVE_TEST_POSTGRES_URL to run it")]
+async fn outsiders_joining_a_busy_chat_on_another_node_get_nothing_and_leave_no_state_behind() {
+    let cluster = Cluster::start(2, |_| Vec::new());
+    until_ready(&cluster).await;
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let chat = a.create_chat("alice", &["bob"]).await;
+    let mut bob = b.ws("bob").await;
+    crate::harness::join(&mut bob, &chat).await;
+    // mallory has a valid token and the chat's id, and tries it (and made-up chats) over
+    // and over on B while A commits into the chat.
+    let mut mallory = b.ws("mallory").await;
+    let mut sent = 0;
+    for round in 0..150 {
+        let target = if round % 2 == 0 { chat.clone() } else { format!("chat_{}", uuid::Uuid::new_v4().simple()) };
+        mallory.send_json(json!({"event": "join-chat", "data": {"chatId": target}})).await;
+        if round % 10 == 0 {
+            a.send("alice", &chat, &format!("m{round}")).await;
+            sent += 1;
+        }
+        let event = mallory.next_event().await;
+        assert_eq!(event["event"], "error", "mallory got {event}");
+        assert_eq!(event["data"]["code"], "not_found");
+    }
+    mallory.expect_nothing_pending().await;
+    let seqs = collect_seqs(&mut bob, &chat, sent).await;
+    assert_in_order(&seqs, 1, sent as i64);
+    // B keeps the order of the one chat a member follows there, not of what was tried.
+    let started = std::time::Instant::now();
+    while b.metric("missive_cluster_chats_followed").await != 1.0 {
+        assert!(started.elapsed() < crate::helpers::WAIT, "B still follows chats nobody joined");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

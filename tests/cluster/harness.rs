@@ -103,6 +103,18 @@ impl Node {
         (res.status(), value)
     }
 
+    /// The sum of a counter's samples in `/metrics` (0 when it was never incremented).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let client = awc::Client::builder().timeout(WAIT).finish();
+        let mut res = client.get(format!("{}/metrics", self.base())).send().await.expect("metrics");
+        let bytes = res.body().limit(16 * 1024 * 1024).await.expect("body");
+        let text = String::from_utf8(bytes.to_vec()).expect("UTF-8");
+        text.lines()
+            .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{')))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     pub async fn create_chat(&self, creator: &str, others: &[&str]) -> String {
         let (status, body) =
             self.call("POST", "/v1/messaging/chats", creator, Some(json!({"participants": others}))).await;

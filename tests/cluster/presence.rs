@@ -94,6 +94,53 @@ async fn a_killed_node_s_users_are_announced_offline_by_a_survivor_in_bounded_ti
 
 #[actix_web::test]
 #[cfg_attr(not(missive_postgres_tests), ignore = "set MISSIVE_TEST_POSTGRES_URL to run it")]
+async fn a_node_taken_for_dead_that_comes_back_announces_its_users_online_again() {
+    let cluster = Cluster::start(2, |_| Vec::new());
+    until_ready(&cluster).await;
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let chat = a.create_chat("alice", &["bob"]).await;
+    let mut alice = a.ws("alice").await.with_presence();
+    crate::harness::join(&mut alice, &chat).await;
+    let mut bob = b.ws("bob").await;
+    alice.expect("user-online").await;
+    // B stalls longer than its lease (a frozen VM, a long pause): A reaps it.
+    b.server.freeze(true);
+    let offline = loop {
+        let event = alice.next_event().await;
+        if event["event"] == "user-offline" {
+            break event;
+        }
+    };
+    assert_eq!(offline["data"]["userId"], "bob");
+    assert!(!online_on(a, &chat, "bob").await);
+    // B comes back with bob still connected: bob is online again, everywhere.
+    b.server.freeze(false);
+    let online = loop {
+        let event = alice.next_event().await;
+        if event["event"] == "user-online" {
+            break event;
+        }
+    };
+    assert_eq!(online["data"]["userId"], "bob");
+    assert!(online_on(a, &chat, "bob").await);
+    assert!(online_on(b, &chat, "bob").await);
+    // bob's connection lived through it (a resync may come first: B's subscription was
+    // silent too).
+    bob.send_json(json!({"event": "ping", "data": {}, "ref": "alive"})).await;
+    while bob.next_event().await["event"] != "pong" {}
+    // And his last connection closing still makes him offline.
+    close(bob).await;
+    loop {
+        let event = alice.next_event().await;
+        if event["event"] == "user-offline" {
+            break;
+        }
+    }
+    assert!(!online_on(a, &chat, "bob").await);
+}
+
+#[actix_web::test]
+#[cfg_attr(not(missive_postgres_tests), ignore = "set MISSIVE_TEST_POSTGRES_URL to run it")]
 async fn the_connection_cap_counts_a_user_s_connections_on_every_node() {
     let cluster = Cluster::start(2, |_| vec![("MISSIVE_MAX_CONNECTIONS_PER_USER", "2".into())]);
     until_ready(&cluster).await;

@@ -1,6 +1,7 @@
 //! Redis pub/sub loses messages; nothing acknowledged may be lost with it.
 
 use serde_json::json;
+use std::time::{Duration, Instant};
 
 use crate::harness::{Cluster, assert_in_order, collect_seqs, until_broker_ok, until_degraded, until_ready};
 
@@ -73,5 +74,87 @@ async fn redis_stopped_and_restarted_empty_under_load_loses_nothing_acknowledged
         let (status, body) = node.call("GET", &format!("/v1/messaging/chats/{chat}/presence"), "alice", None).await;
         assert_eq!(status, 200, "{body}");
         assert!(body["online"].as_array().unwrap().iter().any(|u| u == "bob"), "{body}");
+    }
+}
+
+#[actix_web::test]
+#[cfg_attr(not(missive_postgres_tests), ignore = "set MISSIVE_TEST_POSTGRES_URL to run it")]
+async fn a_subscription_that_goes_silent_is_replaced_and_nothing_is_lost() {
+    // Node B's first subscription goes silent after 40 envelopes (about five seconds of
+    // heartbeats) while its connection stays up: no error, no disconnection. B must
+    // notice that its own heartbeats stopped coming back and subscribe again.
+    let cluster =
+        Cluster::start(2, |i| if i == 1 { vec![("MISSIVE_FAULT_WEDGE_AFTER", "40".into())] } else { Vec::new() });
+    until_ready(&cluster).await;
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let chat = a.create_chat("alice", &["bob"]).await;
+    let mut bob = b.ws("bob").await;
+    crate::harness::join(&mut bob, &chat).await;
+    let started = Instant::now();
+    let mut sent = 0;
+    let mut replaced_after = None;
+    // Posts through A until B replaced its subscription, and a little after.
+    while replaced_after.is_none_or(|n| sent < n + 10) {
+        a.send("alice", &chat, &format!("m{sent}")).await;
+        sent += 1;
+        if replaced_after.is_none() && b.metric("missive_broker_resubscribes_total").await >= 1.0 {
+            replaced_after = Some(sent);
+        }
+        assert!(started.elapsed() < Duration::from_secs(40), "the silent subscription was never replaced");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seqs = collect_seqs(&mut bob, &chat, sent).await;
+    assert_in_order(&seqs, 1, sent as i64);
+    // No duplicate after them (a resync may still be on its way).
+    bob.send_json(json!({"event": "ping", "data": {}, "ref": "barrier"})).await;
+    loop {
+        let event = bob.next_event().await;
+        assert_ne!(event["event"], "new-message", "duplicate: {event}");
+        if event["event"] == "pong" {
+            break;
+        }
+    }
+}
+
+#[actix_web::test]
+#[cfg_attr(not(missive_postgres_tests), ignore = "set MISSIVE_TEST_POSTGRES_URL to run it")]
+async fn envelopes_a_full_publisher_queue_dropped_during_an_outage_are_repaired() {
+    // A's publisher queue holds a few kilobytes: while Redis is down, most of A's
+    // envelopes are dropped (their numbers skipped). Nothing acknowledged may be lost.
+    let mut cluster =
+        Cluster::start(2, |i| if i == 0 { vec![("MISSIVE_FAULT_QUEUE_BYTES", "8192".into())] } else { Vec::new() });
+    until_ready(&cluster).await;
+    let chat = cluster.nodes[0].create_chat("alice", &["bob"]).await;
+    let mut bob = cluster.nodes[1].ws("bob").await;
+    crate::harness::join(&mut bob, &chat).await;
+    let text = "x".repeat(1_000);
+    let mut sent = 0;
+    for _ in 0..5 {
+        cluster.nodes[0].send("alice", &chat, &text).await;
+        sent += 1;
+    }
+    cluster.redis.stop();
+    for _ in 0..30 {
+        cluster.nodes[0].send("alice", &chat, &text).await;
+        sent += 1;
+    }
+    assert!(cluster.nodes[0].metric("missive_broker_dropped_total").await > 0.0, "the queue never overflowed");
+    cluster.redis.resume();
+    for node in &cluster.nodes {
+        until_broker_ok(node).await;
+    }
+    for _ in 0..5 {
+        cluster.nodes[0].send("alice", &chat, &text).await;
+        sent += 1;
+    }
+    let seqs = collect_seqs(&mut bob, &chat, sent).await;
+    assert_in_order(&seqs, 1, sent as i64);
+    bob.send_json(json!({"event": "ping", "data": {}, "ref": "barrier"})).await;
+    loop {
+        let event = bob.next_event().await;
+        assert_ne!(event["event"], "new-message", "duplicate: {event}");
+        if event["event"] == "pong" {
+            break;
+        }
     }
 }
