@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::server::{Server, Servers, Target, create_chat, token};
+use crate::server::{PrivateRedis, Server, Servers, Target, create_chat, token};
 
 fn now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
@@ -253,16 +253,43 @@ pub struct Args {
     seconds: u64,
     #[arg(long, default_value_t = 5_000)]
     per_worker: usize,
+    /// Cluster mode with a private Redis: kill Redis this many seconds into the first
+    /// step, start it again empty after --outage-seconds, and report how long after its
+    /// return every message posted meanwhile had reached every receiver.
+    #[arg(long)]
+    redis_outage_at: Option<f64>,
+    #[arg(long, default_value_t = 3.0)]
+    outage_seconds: f64,
+    /// The last N nodes get no receivers and no posts: their CPU is the cost of reading
+    /// every envelope (`c_env`) plus their idle upkeep.
+    #[arg(long, default_value_t = 0)]
+    idle_nodes: usize,
+    /// Measures every process's CPU for this many seconds with no load first (heartbeats,
+    /// presence upkeep), and reports CPU per message with that idle rate taken out.
+    #[arg(long)]
+    idle_baseline: Option<u64>,
+}
+
+/// When Redis was killed and when it accepted connections again (ns since the epoch).
+#[derive(Default, Clone, Copy)]
+struct Outage {
+    killed: Option<u64>,
+    back: Option<u64>,
 }
 
 /// Posts at each rate for `seconds`, through the nodes in turn; returns (step, key) →
 /// send start ns and acked count.
 async fn publish(
     servers: &[Server],
+    mut redis: Option<&mut PrivateRedis>,
     chats: &[String],
     per_chat: usize,
     args: &Args,
-) -> (HashMap<u64, u64>, Vec<(u32, u64, u64)>) {
+) -> (HashMap<u64, u64>, Vec<(u32, u64, u64)>, Outage) {
+    let begun = Instant::now();
+    let mut outage = Outage::default();
+    let kill_at = args.redis_outage_at.map(Duration::from_secs_f64);
+    let back_at = kill_at.map(|at| at + Duration::from_secs_f64(args.outage_seconds));
     let client =
         awc::Client::builder().connector(awc::Connector::new().limit(0)).timeout(Duration::from_secs(30)).finish();
     let started_at: Rc<RefCell<HashMap<u64, u64>>> = Rc::default();
@@ -277,6 +304,18 @@ async fn publish(
         let mut tasks = Vec::new();
         while Instant::now() < until {
             tick.tick().await;
+            if let Some(redis) = redis.as_deref_mut() {
+                // Blocking for a few milliseconds: the open loop's burst catches up.
+                if outage.killed.is_none() && kill_at.is_some_and(|at| begun.elapsed() >= at) {
+                    redis.kill();
+                    outage.killed = Some(now_ns());
+                } else if outage.back.is_none() && back_at.is_some_and(|at| begun.elapsed() >= at) {
+                    if let Err(e) = redis.restart() {
+                        eprintln!("redis did not restart: {e}");
+                    }
+                    outage.back = Some(now_ns());
+                }
+            }
             let chat_index = (key as usize) % chats.len();
             let server = &servers[(key as usize / chats.len()) % servers.len()];
             let url = format!("{}/v1/messaging/chats/{}/messages", server.base, chats[chat_index]);
@@ -304,11 +343,14 @@ async fn publish(
         per_step.push((step as u32, sent, *acked.borrow()));
     }
     let map = started_at.borrow().clone();
-    (map, per_step)
+    (map, per_step, outage)
 }
 
 pub async fn run(args: Args, name: &str) -> Result<Value, String> {
-    let servers = Servers::start(&args.target)?;
+    let mut servers = Servers::start(&args.target)?;
+    if args.redis_outage_at.is_some() && servers.redis.is_none() {
+        return Err("--redis-outage-at needs a private Redis (--nodes 2 or more, no --redis-url)".into());
+    }
     let server = servers.first();
     let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
     let users: Vec<String> = (0..args.chats * args.per_chat).map(|i| format!("u{i}")).collect();
@@ -316,12 +358,28 @@ pub async fn run(args: Args, name: &str) -> Result<Value, String> {
     for group in users.chunks(args.per_chat.max(1)) {
         chats.push(create_chat(&client, server, &group[0], &group[1..]).await?);
     }
-    let workers = spawn_workers(&servers.nodes, users.len(), args.per_chat, args.per_worker, &chats)?;
+    let busy = servers.nodes.len().saturating_sub(args.idle_nodes).max(1);
+    let workers = spawn_workers(&servers.nodes[..busy], users.len(), args.per_chat, args.per_worker, &chats)?;
+    // CPU per second of each process with no load at all.
+    let idle_rate = match args.idle_baseline {
+        Some(secs) => {
+            let before = servers.cpu_seconds();
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            let after = servers.cpu_seconds();
+            let nodes: Vec<f64> = after.0.iter().zip(&before.0).map(|(a, b)| (a - b) / secs as f64).collect();
+            let redis = after.1.zip(before.1).map(|(a, b)| (a - b) / secs as f64);
+            Some((nodes, redis))
+        }
+        None => None,
+    };
     let (cpu_before, redis_before) = servers.cpu_seconds();
-    let (started_at, steps) = publish(&servers.nodes, &chats, args.per_chat, &args).await;
+    let run_started = Instant::now();
+    let (started_at, steps, outage) =
+        publish(&servers.nodes[..busy], servers.redis.as_mut(), &chats, args.per_chat, &args).await;
     // Let the last pushes land before the workers stop recording.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (cpu_after, redis_after) = servers.cpu_seconds();
+    let run_seconds = run_started.elapsed().as_secs_f64();
     let report = collect(workers)?;
     let nodes = servers.nodes.len();
     println!(
@@ -372,10 +430,49 @@ pub async fn run(args: Args, name: &str) -> Result<Value, String> {
     if let Some(cpu) = redis_cpu {
         println!("redis: {cpu:.2} CPU s, {:.1} us per message (one envelope each)", per(cpu, acked));
     }
+    // The same with each process's idle CPU over the run's length taken out.
+    let net = idle_rate.as_ref().map(|(nodes, redis)| {
+        let nodes: Vec<f64> =
+            node_cpu.iter().zip(nodes).map(|(cpu, idle)| per((cpu - idle * run_seconds).max(0.0), acked)).collect();
+        let redis = redis_cpu.zip(*redis).map(|(cpu, idle)| per((cpu - idle * run_seconds).max(0.0), acked));
+        println!(
+            "idle upkeep taken out: us per message by node {nodes:.1?}, redis {:.1?} (idle CPU s/s: nodes {:.4?}, redis {:.4?})",
+            redis, idle_rate.as_ref().map(|r| &r.0), idle_rate.as_ref().and_then(|r| r.1)
+        );
+        json!({"nodes": nodes, "redis": redis})
+    });
     println!("order: {} new-message frames out of sequence (gap, duplicate or disorder)", report.out_of_order);
+    let recovery = match (outage.killed, outage.back) {
+        (Some(killed), Some(back)) => {
+            // Messages posted while Redis was down: when the last of them reached its last
+            // receiver, counted from Redis' return.
+            let during: Vec<u64> =
+                started_at.iter().filter(|(_, t)| (killed..back).contains(t)).map(|(k, _)| *k).collect();
+            let reached = during.iter().filter_map(|k| report.last_seen.get(k)).count();
+            let last = during.iter().filter_map(|k| report.last_seen.get(k)).max().copied().unwrap_or(back);
+            let after_ms = last.saturating_sub(back) as f64 / 1e6;
+            let worst_ms = during
+                .iter()
+                .filter_map(|k| Some(report.last_seen.get(k)?.saturating_sub(started_at[k])))
+                .max()
+                .unwrap_or(0) as f64
+                / 1e6;
+            println!(
+                "redis outage: down {:.2} s; {} messages posted meanwhile, {} reached receivers; the last of them \
+                 arrived {after_ms:.0} ms after Redis was back; the slowest took {worst_ms:.0} ms from its POST",
+                (back - killed) as f64 / 1e9,
+                during.len(),
+                reached
+            );
+            Some(json!({"down_s": (back - killed) as f64 / 1e9, "posted_meanwhile": during.len(),
+                "reached": reached, "last_arrival_after_return_ms": after_ms, "slowest_end_to_end_ms": worst_ms}))
+        }
+        _ => None,
+    };
     Ok(json!({"scenario": name, "nodes": nodes, "chats": args.chats, "per_chat": args.per_chat, "steps": rows,
         "end_to_end_ms": {"p50": p50, "p99": p99, "p99_9": p999, "messages": e2e.count()},
-        "out_of_order": report.out_of_order,
+        "out_of_order": report.out_of_order, "redis_outage": recovery, "idle_nodes": args.idle_nodes,
+        "cpu_us_per_message_net_of_idle": net,
         "cpu_seconds": {"nodes": node_cpu, "redis": redis_cpu},
         "cpu_us_per_delivery": node_cpu.iter().map(|c| per(*c, deliveries)).collect::<Vec<_>>(),
         "cpu_us_per_message": {"nodes": node_cpu.iter().map(|c| per(*c, acked)).collect::<Vec<_>>(),

@@ -48,7 +48,58 @@ pub struct Target {
 /// The servers under test: one, or the nodes of a cluster and its Redis.
 pub struct Servers {
     pub nodes: Vec<Server>,
-    redis: Option<Child>,
+    pub redis: Option<PrivateRedis>,
+}
+
+/// A redis-server started here (keeping nothing on disk), which can be killed and started
+/// again empty on the same port.
+pub struct PrivateRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    fn start() -> Result<Self, String> {
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+        let mut redis = Self { port, child: None };
+        redis.restart()?;
+        Ok(redis)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL: what it held is gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it (again, empty) and waits until it accepts connections.
+    pub fn restart(&mut self) -> Result<(), String> {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("redis-server: {e}"))?;
+        self.child = Some(child);
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if started.elapsed() > Duration::from_secs(10) {
+                return Err("redis-server did not start".into());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
 }
 
 impl Servers {
@@ -62,23 +113,8 @@ impl Servers {
         let (url, redis) = match &target.redis_url {
             Some(url) => (url.clone(), None),
             None => {
-                let port = std::net::TcpListener::bind("127.0.0.1:0")
-                    .and_then(|l| l.local_addr())
-                    .map_err(|e| e.to_string())?
-                    .port();
-                let child = Command::new("redis-server")
-                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                    .stdout(Stdio::null())
-                    .spawn()
-                    .map_err(|e| format!("redis-server: {e}"))?;
-                let started = std::time::Instant::now();
-                while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                    if started.elapsed() > Duration::from_secs(10) {
-                        return Err("redis-server did not start".into());
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                (format!("redis://127.0.0.1:{port}"), Some(child))
+                let redis = PrivateRedis::start()?;
+                (redis.url(), Some(redis))
             }
         };
         let mut servers = Self { nodes: Vec::new(), redis };
@@ -97,16 +133,15 @@ impl Servers {
     /// CPU seconds (user + system) used so far by each node, then by Redis when started here.
     pub fn cpu_seconds(&self) -> (Vec<f64>, Option<f64>) {
         let nodes = self.nodes.iter().map(|n| n.child.as_ref().and_then(|c| cpu_seconds(c.id())).unwrap_or(0.0));
-        (nodes.collect(), self.redis.as_ref().and_then(|c| cpu_seconds(c.id())))
+        (nodes.collect(), self.redis.as_ref().and_then(PrivateRedis::pid).and_then(cpu_seconds))
     }
 }
 
 impl Drop for Servers {
     fn drop(&mut self) {
         self.nodes.clear();
-        if let Some(child) = &mut self.redis {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(redis) = &mut self.redis {
+            redis.kill();
         }
     }
 }

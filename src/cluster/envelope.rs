@@ -41,6 +41,25 @@ pub enum Kind {
     Heartbeat {},
 }
 
+impl Kind {
+    /// Roughly the bytes its header takes (queues are bounded in bytes): member lists of
+    /// 1,000 users weigh more than most frames.
+    pub fn weight(&self) -> usize {
+        let ids = |users: &[String]| users.iter().map(|u| u.len() + 4).sum::<usize>();
+        128 + match self {
+            Kind::Message { c, m, .. } => c.len() + m.iter().map(|(u, _)| u.len() + 24).sum::<usize>(),
+            Kind::Event { a, .. } => match a {
+                WireAudience::Chat(c) => c.len(),
+                WireAudience::ChatExcept(c, u) => c.len() + u.len(),
+                WireAudience::ChatMembers(c, users) => c.len() + ids(users),
+                WireAudience::Users(users) | WireAudience::Listening(users) => ids(users),
+            },
+            Kind::Evict { c, u } => c.len() + u.len(),
+            Kind::Heartbeat {} => 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "t", content = "v")]
 pub enum WireAudience {

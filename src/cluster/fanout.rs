@@ -142,25 +142,22 @@ impl ClusterFanout {
         }
     }
 
-    /// Whether a `chat-updated` for message `seq` of `chat` is newer than the last one here.
-    fn fresh_chat_update(&self, chat: &ChatId, seq: i64) -> bool {
+    /// Runs `deliver` (a `chat-updated` for message `seq` of `chat`) only if it is newer
+    /// than the last one here, under the chat's entry: a newer one cannot go out between
+    /// the check and the delivery (which never waits).
+    fn if_fresh_chat_update(&self, chat: &ChatId, seq: i64, deliver: impl FnOnce()) {
         if self.chat_updates.len() > MAX_CHAT_UPDATES {
             self.chat_updates.clear();
         }
         let mut latest = self.chat_updates.entry(chat.clone()).or_insert(0);
-        if seq <= *latest {
-            return false;
+        if seq > *latest {
+            *latest = seq;
+            deliver();
         }
-        *latest = seq;
-        true
     }
 
     fn send(&self, kind: Kind, frame: bytestring::ByteString) {
-        let members = match &kind {
-            Kind::Message { m, .. } => m.len(),
-            _ => 0,
-        };
-        let bytes = frame.len() + 128 + members * 32;
+        let bytes = frame.len() + kind.weight();
         let queued = self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
         if queued + bytes > self.max_queued_bytes || self.out.try_send(Outgoing { kind, frame, bytes }).is_err() {
             self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
@@ -202,18 +199,18 @@ impl ClusterFanout {
     /// `chat-updated` for this node's listen-all members of a remote message: only then is
     /// the frame parsed back for its message.
     fn remote_chat_updated(&self, chat: &ChatId, outbound: &Outbound, members: &[(UserId, i64)]) {
-        if !outbound.seq.is_some_and(|seq| self.fresh_chat_update(chat, seq)) {
-            return;
-        }
-        let users: Vec<UserId> = members.iter().map(|(u, _)| u.clone()).collect();
-        if self.hub.recipients(crate::realtime::hub::Target::ListeningUsers(&users)).is_empty() {
-            return;
-        }
-        let Ok(ServerEvent::NewMessage(event)) = serde_json::from_str::<ServerEvent>(&outbound.frame) else {
-            tracing::warn!(%chat, "cluster: a new-message frame did not parse back");
-            return;
-        };
-        deliver_chat_updated(&self.hub, chat, &event.message, members, |_| true);
+        let Some(seq) = outbound.seq else { return };
+        self.if_fresh_chat_update(chat, seq, || {
+            let users: Vec<UserId> = members.iter().map(|(u, _)| u.clone()).collect();
+            if self.hub.recipients(crate::realtime::hub::Target::ListeningUsers(&users)).is_empty() {
+                return;
+            }
+            let Ok(ServerEvent::NewMessage(event)) = serde_json::from_str::<ServerEvent>(&outbound.frame) else {
+                tracing::warn!(%chat, "cluster: a new-message frame did not parse back");
+                return;
+            };
+            deliver_chat_updated(&self.hub, chat, &event.message, members, |_| true);
+        });
     }
 
     fn offer_message(self: &Arc<Self>, chat: &ChatId, seq: i64, frame: Arc<Outbound>, members: &[(UserId, i64)]) {
@@ -325,10 +322,10 @@ impl ClusterFanout {
                         });
                         // The lost envelopes' `chat-updated` too: the newest message is the
                         // one a chat list shows.
-                        if let Some(newest) = views.last()
-                            && this.fresh_chat_update(&chat, newest.seq)
-                        {
-                            deliver_chat_updated(&this.hub, &chat, newest, &markers, |_| true);
+                        if let Some(newest) = views.last() {
+                            this.if_fresh_chat_update(&chat, newest.seq, || {
+                                deliver_chat_updated(&this.hub, &chat, newest, &markers, |_| true);
+                            });
                         }
                         if verdict == Verdict::Resync {
                             return;
@@ -444,9 +441,9 @@ impl Fanout for Arc<ClusterFanout> {
             Event::NewMessage { chat, message, members } => {
                 let frame = new_message_frame(chat, message);
                 self.offer_message(chat, message.seq, frame.clone(), members);
-                if self.fresh_chat_update(chat, message.seq) {
+                self.if_fresh_chat_update(chat, message.seq, || {
                     deliver_chat_updated(&self.hub, chat, message, members, |_| true);
-                }
+                });
                 let m = members.iter().map(|(u, r)| (u.to_string(), *r)).collect();
                 self.send(Kind::Message { c: chat.to_string(), s: message.seq, m }, frame.frame.clone());
             }

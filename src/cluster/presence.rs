@@ -65,18 +65,23 @@ for _, v in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(v) 
 return total
 ";
 
-/// Sets this node's count of each user (KEYS: their presence hashes; ARGV: the node, its
-/// user set, the counts, then the users) and lists the positions of users whom no node
-/// counted before: they were announced offline, or never online.
+/// Sets this node's count of each user (KEYS[1]: the node's user set, then the users'
+/// presence hashes; ARGV: the node, the counts, then the users) and lists the positions of
+/// users whom no other node counts: if this node's count was gone too, they were
+/// announced offline.
 const RESTORE: &str = r"
-local n = #KEYS
+local n = #KEYS - 1
 local came = {}
-for i, key in ipairs(KEYS) do
-  local total = 0
-  for _, v in ipairs(redis.call('HVALS', key)) do total = total + tonumber(v) end
-  redis.call('HSET', key, ARGV[1], ARGV[2 + i])
-  redis.call('SADD', ARGV[2], ARGV[2 + n + i])
-  if total == 0 then table.insert(came, i) end
+for i = 1, n do
+  local key = KEYS[i + 1]
+  local others = 0
+  local counts = redis.call('HGETALL', key)
+  for j = 1, #counts, 2 do
+    if counts[j] ~= ARGV[1] then others = others + tonumber(counts[j + 1]) end
+  end
+  redis.call('HSET', key, ARGV[1], ARGV[1 + i])
+  redis.call('SADD', KEYS[1], ARGV[1 + n + i])
+  if others == 0 then table.insert(came, i) end
 end
 return came
 ";
@@ -278,8 +283,9 @@ impl RedisPresence {
             // A connection that opens or closes meanwhile may be overwritten by the
             // snapshot: then the next tick writes again.
             let before = self.changes.load(Ordering::Relaxed);
-            let announce = std::mem::take(revived).then_some(announce);
-            self.rewrite(conn, announce).await?;
+            // Cleared once written: a failed write-back is retried with its announcements.
+            self.rewrite(conn, revived.then_some(announce)).await?;
+            *revived = false;
             *rewrite = self.changes.load(Ordering::Relaxed) != before;
         }
         let nodes: Vec<String> = redis::cmd("SMEMBERS").arg(NODES).query_async(conn).await?;
@@ -307,7 +313,9 @@ impl RedisPresence {
     /// Sets this node's count of each user to what its registry holds, and removes users
     /// who left meanwhile: silently, since the announcements were made (by this node)
     /// when they happened. With `announce` (the node was taken for dead, and its users
-    /// announced offline), users no node counted are announced online again.
+    /// announced offline), its users that no other node counts are announced online
+    /// again, from a task of their own (thousands of announcements take longer than the
+    /// lease this upkeep must keep renewing).
     async fn rewrite(&self, conn: &mut ConnectionManager, announce: Option<&Announce>) -> redis::RedisResult<()> {
         let here = self.hub.users_here();
         let listed: Vec<String> = redis::cmd("SMEMBERS").arg(node_users(&self.node)).query_async(conn).await?;
@@ -321,9 +329,10 @@ impl RedisPresence {
             }
             pipe.query_async::<()>(conn).await?;
         }
+        let mut back = Vec::new();
         for chunk in here.chunks(RESTORE_CHUNK) {
             let mut call = self.restore.prepare_invoke();
-            call.arg(&self.node).arg(node_users(&self.node));
+            call.key(node_users(&self.node)).arg(&self.node);
             for (user, count) in chunk {
                 call.key(user_key(user.as_str())).arg(*count);
             }
@@ -331,12 +340,26 @@ impl RedisPresence {
                 call.arg(user.as_str());
             }
             let came: Vec<usize> = call.invoke_async(conn).await?;
-            let Some(announce) = announce else { continue };
-            for i in came {
-                if let Some((user, _)) = chunk.get(i.wrapping_sub(1)) {
-                    announce(user.clone(), Seen::Online).await;
+            back.extend(came.into_iter().filter_map(|i| chunk.get(i.wrapping_sub(1))).map(|(u, _)| u.clone()));
+        }
+        if let Some(announce) = announce.filter(|_| !back.is_empty()) {
+            let (hub, announce) = (self.hub.clone(), announce.clone());
+            tokio::spawn(async move {
+                for user in back {
+                    // A user whose last connection closed since the snapshot was
+                    // announced offline by their session; the next write-back (the change
+                    // count moved) removes the count written for them.
+                    if hub.is_online(&user) {
+                        announce(user.clone(), Seen::Online).await;
+                        // Closed while this was announced: the session's "offline" may
+                        // have gone out first. A second one is harmless; a stale
+                        // "online" is not.
+                        if !hub.is_online(&user) {
+                            announce(user, Seen::Offline(now_millis())).await;
+                        }
+                    }
                 }
-            }
+            });
         }
         Ok(())
     }

@@ -332,7 +332,7 @@ pub mod pg {
 
     use super::{Bumped, Decided, Lookups, MessageRow, NewMessage, PostOutcome};
     use crate::db::PgConn;
-    use crate::db::schema::{chat_members, messages};
+    use crate::db::schema::{chat_members, chats, messages};
 
     const BUMP: &str = "UPDATE chats SET last_seq = chats.last_seq + v.n, updated_at = v.at \
         FROM unnest(?::text[], ?::int8[], ?::int8[]) AS v(id, n, at) \
@@ -421,6 +421,15 @@ pub mod pg {
         c.transaction::<_, diesel::result::Error, _>(async |c| {
             let c: &PgConn = c;
             let keys = Keys::of(batch);
+            // The chats' rows first, in one order (no deadlock between writers): the
+            // members are then read after any membership change that committed first, and
+            // one that commits later waits for this batch (`chats::ChatLock`). The bump
+            // below takes the same lock.
+            let locked = chats::table
+                .filter(chats::id.eq_any(&keys.chats))
+                .order(chats::id)
+                .select(chats::id)
+                .for_no_key_update();
             let members = chat_members::table.filter(chat_members::chat_id.eq_any(&keys.chats)).select((
                 chat_members::chat_id,
                 chat_members::user_id,
@@ -432,7 +441,8 @@ pub mod pg {
                 .select(MessageRow::as_select());
             let replied =
                 messages::table.filter(messages::id.eq_any(&keys.replies)).select((messages::id, messages::chat_id));
-            let (members, earlier, replied) = try_join!(
+            let (_, members, earlier, replied) = try_join!(
+                locked.load::<String>(&mut &*c),
                 members.load::<(String, String, i64)>(&mut &*c),
                 async { if keys.cids.is_empty() { Ok(Vec::new()) } else { earlier.load(&mut &*c).await } },
                 async { if keys.replies.is_empty() { Ok(Vec::new()) } else { replied.load(&mut &*c).await } },

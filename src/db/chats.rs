@@ -179,3 +179,26 @@ pub async fn last_seqs(conn: &mut Conn<'_>, ids: &[ChatId]) -> Result<Vec<(ChatI
         Ok(rows.into_iter().map(|(id, seq)| (ChatId::from_trusted(id), seq)).collect())
     })
 }
+
+/// How a write holds its chat's row until it commits. PostgreSQL commits writes of one
+/// chat on several connections (and nodes); SQLite has one writer, so there it is a no-op.
+#[derive(Debug, Clone, Copy)]
+pub enum ChatLock {
+    /// A membership change: waits for, and holds off, every write that reads the members.
+    Members,
+    /// A write that addresses its event to the members it reads (edit, delete, read
+    /// marker): a membership change commits wholly before its read or after its commit, so
+    /// a user removed before it never gets its event (`Audience::ChatMembers`).
+    Reader,
+}
+
+pub async fn lock(conn: &mut Conn<'_>, chat: &ChatId, mode: ChatLock) -> Result<(), DbError> {
+    if let Conn::Pg(c) = conn {
+        let row = chats::table.find(chat.as_str()).select(chats::id);
+        let _: Vec<String> = match mode {
+            ChatLock::Members => row.for_update().load(&mut **c).await?,
+            ChatLock::Reader => row.for_key_share().load(&mut **c).await?,
+        };
+    }
+    Ok(())
+}

@@ -18,7 +18,7 @@ pub mod schema;
 
 pub use batch::{NewMessage, PostOutcome};
 pub use blocking::run_in_place_on_this_thread;
-pub use chats::{ChatPage, NewChat};
+pub use chats::{ChatLock, ChatPage, NewChat};
 pub(crate) use conn::on_conn;
 pub use conn::{Conn, Work};
 pub use edits::{Change, ChangeOutcome};

@@ -42,6 +42,7 @@ async fn apply(
         // the event (see `Audience::ChatMembers`).
         let (outcome, members) = db
             .write(async |c| {
+                db::chats::lock(c, &chat, db::ChatLock::Reader).await?;
                 let outcome = db::edits::change(c, &user.id, &chat, &id, change, now_millis()).await?;
                 let members = match outcome {
                     ChangeOutcome::Changed(_) => db::members::of_chat(c, &chat).await?,

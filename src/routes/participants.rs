@@ -50,6 +50,7 @@ pub async fn add_participants(
         // One transaction: the chat answered is the chat the additions made.
         let (added, record) = db
             .write(async |c| {
+                db::chats::lock(c, &chat, db::ChatLock::Members).await?;
                 let added =
                     match db::members::add(c, &user.id, &chat, newcomers, Participants::MAX, now_millis()).await? {
                         AddOutcome::Added(added) => added,
@@ -111,6 +112,7 @@ pub async fn remove_participant(
         // they get `participant-removed` (see `Audience::ChatMembers`).
         let (outcome, members) = db
             .write(async |c| {
+                db::chats::lock(c, &chat, db::ChatLock::Members).await?;
                 let outcome = db::members::remove(c, &user.id, &chat, &target).await?;
                 let members = match outcome {
                     RemoveOutcome::Removed => db::members::of_chat(c, &chat).await?,

@@ -73,6 +73,7 @@ pub async fn mark_read(
         // `message-read` (see `Audience::ChatMembers`).
         let (outcome, members) = db
             .write(async |c| {
+                db::chats::lock(c, &chat, db::ChatLock::Reader).await?;
                 let outcome = db::members::mark_read(c, &user.id, &chat, upto).await?;
                 let members = match &outcome {
                     ReadOutcome::Done(read) if read.total_unread.is_some() => db::members::of_chat(c, &chat).await?,

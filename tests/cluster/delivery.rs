@@ -199,7 +199,10 @@ async fn resume_on_another_node_is_gap_free_and_duplicate_free_while_posting_con
 #[cfg_attr(not(missive_postgres_tests), ignore = "set MISSIVE_TEST_POSTGRES_URL to run it")]
 async fn a_participant_removed_through_one_node_gets_nothing_committed_after_on_any_node() {
     let cluster =
-        Cluster::start(2, |i| if i == 0 { vec![("MISSIVE_FAULT_PUBLISH_DELAY_MS", "300".into())] } else { Vec::new() });
+        Cluster::start(
+            2,
+            |i| if i == 0 { vec![("MISSIVE_FAULT_PUBLISH_DELAY_MS", "1500".into())] } else { Vec::new() },
+        );
     until_ready(&cluster).await;
     let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
     let chat = a.create_chat("alice", &["bob", "carol"]).await;
@@ -210,9 +213,9 @@ async fn a_participant_removed_through_one_node_gets_nothing_committed_after_on_
     a.send("alice", &chat, "before").await;
     assert_eq!(collect_seqs(&mut bob, &chat, 1).await, vec![1]);
     assert_eq!(collect_seqs(&mut carol, &chat, 1).await, vec![1]);
-    // The removal commits on A, whose envelopes are late; through B, carol then posts,
-    // edits, deletes, reads and adds someone. B's own events reach B's sockets at once,
-    // before A's eviction does: only the members at commit may get them.
+    // The removal commits on A, whose envelopes are 1.5 s late; through B, carol then
+    // reads, posts, edits, adds someone and deletes. B's own events reach B's sockets at
+    // once, before A's eviction does: only the members at commit may get them.
     let (status, _) = a.call("DELETE", &format!("/v1/messaging/chats/{chat}/participants/bob"), "alice", None).await;
     assert_eq!(status, 204);
     let (status, _) =

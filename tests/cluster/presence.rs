@@ -2,6 +2,7 @@
 //! one anywhere, and a dead node's users announced offline by the survivors.
 
 use awc::ws;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -12,6 +13,13 @@ use crate::helpers::{WsClient, connect_ws_raw, token};
 async fn close(mut ws: WsClient) {
     ws.send_message(ws::Message::Close(None)).await;
     ws.expect_close().await;
+}
+
+/// Records what a presence event told.
+fn note(told: &mut HashMap<String, String>, event: &serde_json::Value) {
+    if let Some(kind @ ("user-online" | "user-offline")) = event["event"].as_str() {
+        told.insert(event["data"]["userId"].as_str().unwrap_or_default().to_owned(), kind.to_owned());
+    }
 }
 
 async fn online_on(node: &crate::harness::Node, chat: &str, user: &str) -> bool {
@@ -98,43 +106,58 @@ async fn a_node_taken_for_dead_that_comes_back_announces_its_users_online_again(
     let cluster = Cluster::start(2, |_| Vec::new());
     until_ready(&cluster).await;
     let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
-    let chat = a.create_chat("alice", &["bob"]).await;
+    let chat = a.create_chat("alice", &["bob", "carol"]).await;
     let mut alice = a.ws("alice").await.with_presence();
     crate::harness::join(&mut alice, &chat).await;
+    // What alice was last told of each user.
+    let mut told: HashMap<String, String> = HashMap::new();
     let mut bob = b.ws("bob").await;
-    alice.expect("user-online").await;
-    // B stalls longer than its lease (a frozen VM, a long pause): A reaps it.
+    let carol = b.ws("carol").await;
+    while told.len() < 2 {
+        note(&mut told, &alice.next_event().await);
+    }
+    // B stalls longer than its lease (a frozen VM, a long pause): A reaps it. carol leaves
+    // meanwhile; B only learns it when it runs again.
     b.server.freeze(true);
-    let offline = loop {
-        let event = alice.next_event().await;
-        if event["event"] == "user-offline" {
-            break event;
-        }
-    };
-    assert_eq!(offline["data"]["userId"], "bob");
+    drop(carol);
+    while told.get("bob").map(String::as_str) != Some("user-offline")
+        || told.get("carol").map(String::as_str) != Some("user-offline")
+    {
+        note(&mut told, &alice.next_event().await);
+    }
     assert!(!online_on(a, &chat, "bob").await);
-    // B comes back with bob still connected: bob is online again, everywhere.
+    // B comes back with bob still connected: bob is online again, everywhere; carol, gone,
+    // ends offline.
     b.server.freeze(false);
-    let online = loop {
-        let event = alice.next_event().await;
-        if event["event"] == "user-online" {
-            break event;
-        }
-    };
-    assert_eq!(online["data"]["userId"], "bob");
+    while told.get("bob").map(String::as_str) != Some("user-online") {
+        note(&mut told, &alice.next_event().await);
+    }
     assert!(online_on(a, &chat, "bob").await);
     assert!(online_on(b, &chat, "bob").await);
+    let started = Instant::now();
+    while online_on(a, &chat, "carol").await {
+        assert!(started.elapsed() < crate::helpers::WAIT, "carol stays online after she left");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Past B's next upkeep, whatever alice was told of carol last says offline.
+    tokio::time::sleep(Duration::from_millis(3 * crate::harness::HEARTBEAT_MS)).await;
+    alice.send_json(json!({"event": "ping", "data": {}, "ref": "barrier"})).await;
+    loop {
+        let event = alice.next_event().await;
+        if event["event"] == "pong" {
+            break;
+        }
+        note(&mut told, &event);
+    }
+    assert_ne!(told.get("carol").map(String::as_str), Some("user-online"), "carol left but alice was told online");
     // bob's connection lived through it (a resync may come first: B's subscription was
     // silent too).
     bob.send_json(json!({"event": "ping", "data": {}, "ref": "alive"})).await;
     while bob.next_event().await["event"] != "pong" {}
     // And his last connection closing still makes him offline.
     close(bob).await;
-    loop {
-        let event = alice.next_event().await;
-        if event["event"] == "user-offline" {
-            break;
-        }
+    while told.get("bob").map(String::as_str) != Some("user-offline") {
+        note(&mut told, &alice.next_event().await);
     }
     assert!(!online_on(a, &chat, "bob").await);
 }
