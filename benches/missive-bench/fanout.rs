@@ -418,7 +418,8 @@ pub async fn run(args: Args, name: &str) -> Result<Value, String> {
     let deliveries: u64 = report.steps.values().map(Histogram::count).sum();
     let acked: u64 = steps.iter().map(|(_, _, a)| a).sum();
     let node_cpu: Vec<f64> = cpu_after.iter().zip(&cpu_before).map(|(a, b)| a - b).collect();
-    let redis_cpu = redis_after.zip(redis_before).map(|(a, b)| a - b);
+    // A Redis restarted during the run is another process: its CPU is not comparable.
+    let redis_cpu = redis_after.zip(redis_before).map(|(a, b)| a - b).filter(|_| outage.killed.is_none());
     let per = |cpu: f64, n: u64| if n == 0 { 0.0 } else { cpu * 1e6 / n as f64 };
     for (i, cpu) in node_cpu.iter().enumerate() {
         println!(
