@@ -142,20 +142,45 @@ pub async fn worker(args: WorkerArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// The parts of a frame the receivers read, borrowed from it: the load generator shares
+/// the machine with the server, and must stay far from its own limit (a generic JSON
+/// value per frame cost it a core at 20,000 frames per second).
+#[derive(serde::Deserialize)]
+struct Frame<'a> {
+    #[serde(borrow)]
+    event: &'a str,
+    #[serde(borrow, default)]
+    data: Option<FrameData<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct FrameData<'a> {
+    #[serde(borrow, default)]
+    message: Option<FrameMessage<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct FrameMessage<'a> {
+    seq: i64,
+    #[serde(borrow)]
+    content: std::borrow::Cow<'a, str>,
+}
+
 /// Content is `b <step> <key> <sent ns>`. Each receiver joined one chat before anything
 /// was posted to it, so its `seq`s must be 1, 2, 3…
 fn record(report: &RefCell<Report>, frame: &[u8], last_seq: &mut i64) {
     let now = now_ns();
-    let Ok(v) = serde_json::from_slice::<Value>(frame) else { return };
-    if v["event"] != "new-message" {
+    let Ok(v) = serde_json::from_slice::<Frame>(frame) else { return };
+    if v.event != "new-message" {
         return;
     }
-    let seq = v["data"]["message"]["seq"].as_i64().unwrap_or(0);
+    let Some(message) = v.data.and_then(|d| d.message) else { return };
+    let seq = message.seq;
     if seq != *last_seq + 1 {
         report.borrow_mut().out_of_order += 1;
     }
     *last_seq = (*last_seq).max(seq);
-    let content = v["data"]["message"]["content"].as_str().unwrap_or_default();
+    let content = &*message.content;
     let mut parts = content.split(' ').skip(1).map(|p| p.parse::<u64>().unwrap_or(0));
     let (Some(step), Some(key), Some(sent)) = (parts.next(), parts.next(), parts.next()) else { return };
     let mut r = report.borrow_mut();
@@ -215,6 +240,12 @@ pub fn spawn_workers(
     Ok(Workers { children: workers, lines: ready })
 }
 
+impl Workers {
+    fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(Child::id).collect()
+    }
+}
+
 /// Closes the workers' stdin and merges their reports.
 pub fn collect(workers: Workers) -> Result<Report, String> {
     let n = workers.children.len();
@@ -270,6 +301,18 @@ pub struct Args {
     idle_baseline: Option<u64>,
 }
 
+/// One rate's figures: its index, POSTs sent and acknowledged, and the CPU seconds the
+/// servers used from its start until its last POST was answered.
+struct Step {
+    step: u32,
+    sent: u64,
+    acked: u64,
+    cpu: f64,
+    /// The load generator's CPU (this process and the receivers) per second of the step:
+    /// near the cores it has, it measures itself.
+    generator: f64,
+}
+
 /// When Redis was killed and when it accepted connections again (ns since the epoch).
 #[derive(Default, Clone, Copy)]
 struct Outage {
@@ -282,10 +325,11 @@ struct Outage {
 async fn publish(
     servers: &[Server],
     mut redis: Option<&mut PrivateRedis>,
+    cpu: &dyn Fn() -> (f64, f64),
     chats: &[String],
     per_chat: usize,
     args: &Args,
-) -> (HashMap<u64, u64>, Vec<(u32, u64, u64)>, Outage) {
+) -> (HashMap<u64, u64>, Vec<Step>, Outage) {
     let begun = Instant::now();
     let mut outage = Outage::default();
     let kill_at = args.redis_outage_at.map(Duration::from_secs_f64);
@@ -296,6 +340,8 @@ async fn publish(
     let mut per_step = Vec::new();
     let mut key = 0u64;
     for (step, &rate) in args.rates.iter().enumerate() {
+        let cpu_before = cpu();
+        let started = Instant::now();
         let acked = Rc::new(RefCell::new(0u64));
         let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -340,7 +386,15 @@ async fn publish(
         for t in tasks {
             let _ = t.await;
         }
-        per_step.push((step as u32, sent, *acked.borrow()));
+        let (cpu, generator) = cpu();
+        let seconds = started.elapsed().as_secs_f64();
+        per_step.push(Step {
+            step: step as u32,
+            sent,
+            acked: *acked.borrow(),
+            cpu: cpu - cpu_before.0,
+            generator: (generator - cpu_before.1) / seconds,
+        });
     }
     let map = started_at.borrow().clone();
     (map, per_step, outage)
@@ -374,8 +428,13 @@ pub async fn run(args: Args, name: &str) -> Result<Value, String> {
     };
     let (cpu_before, redis_before) = servers.cpu_seconds();
     let run_started = Instant::now();
+    let pids: Vec<u32> = servers.nodes.iter().filter_map(|n| Some(n.child.as_ref()?.id())).collect();
+    let mut generator = workers.pids();
+    generator.push(std::process::id());
+    let sum = |pids: &[u32]| pids.iter().filter_map(|p| crate::server::cpu_seconds(*p)).sum::<f64>();
+    let nodes_cpu = move || (sum(&pids), sum(&generator));
     let (started_at, steps, outage) =
-        publish(&servers.nodes[..busy], servers.redis.as_mut(), &chats, args.per_chat, &args).await;
+        publish(&servers.nodes[..busy], servers.redis.as_mut(), &nodes_cpu, &chats, args.per_chat, &args).await;
     // Let the last pushes land before the workers stop recording.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (cpu_after, redis_after) = servers.cpu_seconds();
@@ -387,20 +446,35 @@ pub async fn run(args: Args, name: &str) -> Result<Value, String> {
         args.chats, args.per_chat, args.seconds
     );
     println!(
-        "{:>8} {:>8} {:>8} {:>12} {:>8} {:>9} {:>9} {:>10}",
-        "POST/s", "sent", "acked", "deliveries/s", "ratio", "p50 ms", "p99 ms", "p99.9 ms"
+        "{:>8} {:>8} {:>8} {:>12} {:>8} {:>9} {:>9} {:>10} {:>13} {:>10}",
+        "POST/s",
+        "sent",
+        "acked",
+        "deliveries/s",
+        "ratio",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "server us/del",
+        "gen CPU/s"
     );
     let mut rows = Vec::new();
-    for ((step, sent, acked), rate) in steps.iter().zip(&args.rates) {
+    for (Step { step, sent, acked, cpu, generator }, rate) in steps.iter().zip(&args.rates) {
         let h = report.steps.get(step).cloned().unwrap_or_default();
         let expected = acked * args.per_chat as u64;
         let ratio = if expected == 0 { 0.0 } else { h.count() as f64 / expected as f64 };
         let per_sec = h.count() as f64 / args.seconds as f64;
         let (p50, p99, p999) = (h.quantile_ms(0.5), h.quantile_ms(0.99), h.quantile_ms(0.999));
-        println!("{rate:>8} {sent:>8} {acked:>8} {per_sec:>12.0} {ratio:>8.3} {p50:>9.2} {p99:>9.2} {p999:>10.2}");
+        // The servers' CPU over the step's publish window, per delivery of that step.
+        let us_per_delivery = if h.count() == 0 { 0.0 } else { cpu * 1e6 / h.count() as f64 };
+        println!(
+            "{rate:>8} {sent:>8} {acked:>8} {per_sec:>12.0} {ratio:>8.3} {p50:>9.2} {p99:>9.2} {p999:>10.2} {us_per_delivery:>13.1} {generator:>10.2}"
+        );
         rows.push(json!({"rate": rate, "sent": sent, "acknowledged": acked, "deliveries": h.count(),
             "deliveries_per_second": per_sec, "delivery_ratio": ratio,
-            "push_latency_ms": {"p50": p50, "p99": p99, "p99_9": p999}}));
+            "push_latency_ms": {"p50": p50, "p99": p99, "p99_9": p999},
+            "server_cpu_seconds": cpu, "server_cpu_us_per_delivery": us_per_delivery,
+            "generator_cpu_per_second": generator}));
     }
     // End to end: from POST start to the last receiver of that message.
     let mut e2e = Histogram::default();
@@ -416,7 +490,7 @@ pub async fn run(args: Args, name: &str) -> Result<Value, String> {
     );
     // CPU over the whole run (every step and the 2 s drain), per delivery and per message.
     let deliveries: u64 = report.steps.values().map(Histogram::count).sum();
-    let acked: u64 = steps.iter().map(|(_, _, a)| a).sum();
+    let acked: u64 = steps.iter().map(|s| s.acked).sum();
     let node_cpu: Vec<f64> = cpu_after.iter().zip(&cpu_before).map(|(a, b)| a - b).collect();
     // A Redis restarted during the run is another process: its CPU is not comparable.
     let redis_cpu = redis_after.zip(redis_before).map(|(a, b)| a - b).filter(|_| outage.killed.is_none());

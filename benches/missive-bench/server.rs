@@ -43,6 +43,11 @@ pub struct Target {
     /// Redis for cluster mode (default with --nodes > 1: a private redis-server).
     #[arg(long)]
     pub redis_url: Option<String>,
+    /// Pins each started server to these CPUs (`taskset -c`, e.g. `0`), so its cost per
+    /// delivery is measured on a known share of the machine; pin the load generator to
+    /// the others (`taskset -c 1 missive-bench …`).
+    #[arg(long)]
+    pub server_cpus: Option<String>,
 }
 
 /// The servers under test: one, or the nodes of a cluster and its Redis.
@@ -147,7 +152,7 @@ impl Drop for Servers {
 }
 
 /// utime + stime of a process, from /proc (Linux).
-fn cpu_seconds(pid: u32) -> Option<f64> {
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = &stat[stat.rfind(')')? + 2..];
@@ -173,7 +178,14 @@ impl Server {
         let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let data = parent.join(format!("missive-bench-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
-        let mut cmd = Command::new(bin);
+        let mut cmd = match &target.server_cpus {
+            Some(cpus) => {
+                let mut cmd = Command::new("taskset");
+                cmd.args(["-c", cpus]).arg(bin);
+                cmd
+            }
+            None => Command::new(bin),
+        };
         cmd.env("MISSIVE_BIND", "127.0.0.1:0")
             .env("MISSIVE_DATA_DIR", &data)
             .env("MISSIVE_JWT_SECRET", SECRET)

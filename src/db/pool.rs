@@ -27,9 +27,12 @@ pub enum Db {
 }
 
 /// Per-connection SQLite settings (they do not persist in the file, except WAL).
-/// `synchronous = FULL`: a 201 means the message survives a power cut.
-const SQLITE_SETUP: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-    PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
+/// `synchronous = FULL`: a 201 means the message survives a power cut. The busy timeout
+/// comes first: switching to WAL needs a lock, and another process may hold one (a
+/// previous server still closing the file checkpoints it), which without the timeout
+/// fails the start at once with "database is locked".
+const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+    PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;";
 
 pub struct PoolOptions {
     pub size: usize,

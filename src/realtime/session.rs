@@ -27,6 +27,8 @@ use crate::domain::{ChatId, UserId};
 
 /// A write to a client that takes longer than this marks it as a slow consumer.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Queued frames forwarded in one turn of a session's loop at most.
+const OUTBOX_BURST: usize = 64;
 /// How long the close frame may wait behind unread data.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
@@ -260,16 +262,27 @@ impl<G: Gatekeeper> Session<G> {
         let period = self.cfg.heartbeat;
         let mut ticks = interval_at(Instant::now() + period, period);
         let expiry = sleep_until(instant_of_unix(self.expires_at));
-        tokio::pin!(expiry);
+        // Made once, not per turn of the loop: a socket turns it for every delivery.
+        let kill = self.conn.killed().clone();
+        let (stopping, killed) = (shutdown.cancelled(), kill.cancelled());
+        tokio::pin!(expiry, stopping, killed);
         loop {
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => return Err(closing(CloseCode::Away, "server shutting down")),
-                _ = self.conn.killed().cancelled() => return Err(closing(self.conn.close_code(), "slow consumer")),
+                _ = &mut stopping => return Err(closing(CloseCode::Away, "server shutting down")),
+                _ = &mut killed => return Err(closing(self.conn.close_code(), "slow consumer")),
                 _ = &mut expiry => return Err(closing(CLOSE_TOKEN_EXPIRED, "token expired")),
                 // Queued events go out before the next client frame is read, so a reply
                 // never overtakes an event that was committed before the frame arrived.
-                Some(out) = rx.recv() => self.forward(out).await?,
+                // What is queued goes out together, without a turn of the loop per frame
+                // (a kill or a shutdown is still seen within `OUTBOX_BURST` frames).
+                Some(out) = rx.recv() => {
+                    self.forward(out).await?;
+                    for _ in 1..OUTBOX_BURST {
+                        let Ok(out) = rx.try_recv() else { break };
+                        self.forward(out).await?;
+                    }
+                }
                 msg = stream.recv() => {
                     self.last_seen = Instant::now();
                     let before = self.expires_at;
