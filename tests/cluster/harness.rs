@@ -252,6 +252,20 @@ pub async fn collect_seqs(ws: &mut WsClient, chat: &str, count: usize) -> Vec<i6
     seqs
 }
 
+/// Every event pushed before a `ping` round trip (the server sends what is queued before it
+/// reads the next client frame), in order.
+pub async fn pending_events(ws: &mut WsClient) -> Vec<Value> {
+    ws.send_json(json!({"event": "ping", "data": {}, "ref": "barrier"})).await;
+    let mut events = Vec::new();
+    loop {
+        let event = ws.next_event().await;
+        if event["event"] == "pong" && event["ref"] == "barrier" {
+            return events;
+        }
+        events.push(event);
+    }
+}
+
 /// Asserts `seqs` is exactly `from..=to`, in order.
 #[track_caller]
 pub fn assert_in_order(seqs: &[i64], from: i64, to: i64) {

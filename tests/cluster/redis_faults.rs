@@ -3,7 +3,9 @@
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-use crate::harness::{Cluster, assert_in_order, collect_seqs, until_broker_ok, until_degraded, until_ready};
+use crate::harness::{
+    Cluster, assert_in_order, collect_seqs, pending_events, until_broker_ok, until_degraded, until_ready,
+};
 
 #[actix_web::test]
 #[cfg_attr(not(missive_postgres_tests), ignore = "set MISSIVE_TEST_POSTGRES_URL to run it")]
@@ -62,13 +64,8 @@ async fn redis_stopped_and_restarted_empty_under_load_loses_nothing_acknowledged
         assert_in_order(&seqs, 1, sent as i64);
     }
     // No spurious presence: a ping round trip shows what was pushed to the watcher.
-    watcher.send_json(json!({"event": "ping", "data": {}, "ref": "barrier"})).await;
-    loop {
-        let event = watcher.next_event().await;
+    for event in pending_events(&mut watcher).await {
         assert!(!matches!(event["event"].as_str(), Some("user-online" | "user-offline")), "spurious: {event}");
-        if event["event"] == "pong" {
-            break;
-        }
     }
     for node in &cluster.nodes {
         let (status, body) = node.call("GET", &format!("/v1/messaging/chats/{chat}/presence"), "alice", None).await;
@@ -109,13 +106,8 @@ async fn a_subscription_that_goes_silent_is_replaced_and_nothing_is_lost() {
     // What the silence hid was repaired, and the clients were told.
     assert!(b.metric("missive_cluster_resyncs_total").await >= 1.0);
     // No duplicate after them (a resync may still be on its way).
-    bob.send_json(json!({"event": "ping", "data": {}, "ref": "barrier"})).await;
-    loop {
-        let event = bob.next_event().await;
+    for event in pending_events(&mut bob).await {
         assert_ne!(event["event"], "new-message", "duplicate: {event}");
-        if event["event"] == "pong" {
-            break;
-        }
     }
 }
 
@@ -146,12 +138,7 @@ async fn envelopes_dropped_from_a_full_publisher_queue_are_seen_as_lost_and_repa
     assert_in_order(&seqs, 1, sent as i64);
     assert!(a.metric("missive_broker_dropped_total").await > 0.0, "A's queue never overflowed");
     assert!(b.metric("missive_broker_gaps_total").await > 0.0, "B never saw the skipped numbers");
-    bob.send_json(json!({"event": "ping", "data": {}, "ref": "barrier"})).await;
-    loop {
-        let event = bob.next_event().await;
+    for event in pending_events(&mut bob).await {
         assert_ne!(event["event"], "new-message", "duplicate: {event}");
-        if event["event"] == "pong" {
-            break;
-        }
     }
 }
