@@ -65,6 +65,9 @@ pub struct Report {
     /// `seq` (a gap, a duplicate or disorder).
     #[serde(default)]
     out_of_order: u64,
+    /// `user-online` and `user-offline` frames received (a connect storm pushes them).
+    #[serde(default)]
+    presence: u64,
 }
 
 #[derive(clap::Args)]
@@ -172,6 +175,9 @@ fn record(report: &RefCell<Report>, frame: &[u8], last_seq: &mut i64) {
     let now = now_ns();
     let Ok(v) = serde_json::from_slice::<Frame>(frame) else { return };
     if v.event != "new-message" {
+        if matches!(v.event, "user-online" | "user-offline") {
+            report.borrow_mut().presence += 1;
+        }
         return;
     }
     let Some(message) = v.data.and_then(|d| d.message) else { return };
@@ -265,6 +271,7 @@ pub fn collect(workers: Workers) -> Result<Report, String> {
             *e = (*e).max(t);
         }
         merged.out_of_order += r.out_of_order;
+        merged.presence += r.presence;
     }
     Ok(merged)
 }
@@ -413,7 +420,13 @@ pub async fn run(args: Args, name: &str) -> Result<Value, String> {
         chats.push(create_chat(&client, server, &group[0], &group[1..]).await?);
     }
     let busy = servers.nodes.len().saturating_sub(args.idle_nodes).max(1);
+    // Opening every socket (256 at a time) and joining is a connect storm: each user's first
+    // connection is announced to their contacts already online.
+    let (storm_cpu_before, _) = servers.cpu_seconds();
+    let storm_started = Instant::now();
     let workers = spawn_workers(&servers.nodes[..busy], users.len(), args.per_chat, args.per_worker, &chats)?;
+    let storm_seconds = storm_started.elapsed().as_secs_f64();
+    let storm_cpu: f64 = servers.cpu_seconds().0.iter().zip(&storm_cpu_before).map(|(a, b)| a - b).sum::<f64>();
     // CPU per second of each process with no load at all.
     let idle_rate = match args.idle_baseline {
         Some(secs) => {
@@ -517,6 +530,12 @@ pub async fn run(args: Args, name: &str) -> Result<Value, String> {
         json!({"nodes": nodes, "redis": redis})
     });
     println!("order: {} new-message frames out of sequence (gap, duplicate or disorder)", report.out_of_order);
+    println!(
+        "connect storm: {} sockets opened and joined in {storm_seconds:.1} s, {storm_cpu:.2} server CPU s; \
+         {} presence frames received over the run",
+        users.len(),
+        report.presence
+    );
     let recovery = match (outage.killed, outage.back) {
         (Some(killed), Some(back)) => {
             // Messages posted while Redis was down: when the last of them reached its last
@@ -547,6 +566,8 @@ pub async fn run(args: Args, name: &str) -> Result<Value, String> {
     Ok(json!({"scenario": name, "nodes": nodes, "chats": args.chats, "per_chat": args.per_chat, "steps": rows,
         "end_to_end_ms": {"p50": p50, "p99": p99, "p99_9": p999, "messages": e2e.count()},
         "out_of_order": report.out_of_order, "redis_outage": recovery, "idle_nodes": args.idle_nodes,
+        "connect_storm": {"sockets": users.len(), "seconds": storm_seconds, "server_cpu_seconds": storm_cpu,
+            "presence_frames": report.presence},
         "cpu_us_per_message_net_of_idle": net,
         "cpu_seconds": {"nodes": node_cpu, "redis": redis_cpu},
         "cpu_us_per_delivery": node_cpu.iter().map(|c| per(*c, deliveries)).collect::<Vec<_>>(),
