@@ -1,6 +1,5 @@
 //! Redis pub/sub loses messages; nothing acknowledged may be lost with it.
 
-use serde_json::json;
 use std::time::{Duration, Instant};
 
 use crate::harness::{
