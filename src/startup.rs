@@ -153,6 +153,10 @@ impl Application {
                 })
                 .configure(|cfg| routes::configure(cfg, max_body))
         })
+        // Pushes are small frames written as they happen. With Nagle's algorithm a frame
+        // written while the previous one is unacknowledged would wait for the client's
+        // delayed ACK (40 ms or more).
+        .tcp_nodelay(true)
         .listen(listener)?
         .disable_signals()
         .shutdown_timeout(2);
