@@ -250,14 +250,7 @@ impl Db {
 
 /// Current members of a chat.
 pub async fn of_chat(conn: &mut Conn<'_>, chat: &ChatId) -> Result<Vec<UserId>, DbError> {
-    on_conn!(conn, |conn| {
-        let users: Vec<String> = chat_members::table
-            .filter(chat_members::chat_id.eq(chat.as_str()))
-            .select(chat_members::user_id)
-            .load(conn)
-            .await?;
-        Ok(users.into_iter().map(UserId::from_trusted).collect())
-    })
+    Ok(markers_of(conn, chat).await?.into_iter().map(|(user, _)| user).collect())
 }
 
 /// Current members of a chat with their read markers.
