@@ -14,10 +14,11 @@ use crate::auth::Auth;
 use crate::cluster;
 use crate::config::{DatabaseKind, Settings};
 use crate::db::{self, Db};
+use crate::domain::ChatId;
 use crate::limits::Limits;
 use crate::limits::SharedRates;
 use crate::posting::Poster;
-use crate::realtime::{Fanout, Hub, LocalFanout, LocalPresence, Presence, Publisher, Sockets, Typing};
+use crate::realtime::{Fanout, Hub, LocalFanout, LocalPresence, MembersOf, Presence, Publisher, Sockets, Typing};
 use crate::routes;
 use crate::state::AppState;
 use crate::writes::{ChatOrder, Writes};
@@ -70,7 +71,11 @@ impl Application {
         };
         let publisher = Publisher::new(fanout.clone());
         let sockets = Sockets::new(hub, presence, fanout);
-        let typing = Typing::new(publisher.clone(), Duration::from_millis(settings.typing_timeout_ms));
+        let typing =
+            Typing::new(publisher.clone(), members_of(db.clone()), Duration::from_millis(settings.typing_timeout_ms));
+        if let Some(cluster) = &cluster {
+            cluster.fanout.end_typing_on_evict(&typing);
+        }
         let shutdown = CancellationToken::new();
         let handles = cluster.as_ref().map(cluster::Cluster::handles);
         let shared_rates = cluster.as_ref().map(|c| c.rates.clone() as Arc<dyn SharedRates>);
@@ -320,6 +325,23 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = term.recv() => {}
     }
+}
+
+/// The members of a chat as one statement reads them (what typing frames are addressed to).
+fn members_of(db: Db) -> MembersOf {
+    Arc::new(move |chat: ChatId| {
+        let db = db.clone();
+        Box::pin(async move {
+            match db.read(async |c| db::members::of_chat(c, &chat).await).await {
+                Ok(members) => Some(members),
+                Err(e) => {
+                    let e: db::DbError = e;
+                    tracing::warn!(error = %e, %chat, "typing: cannot read the chat's members");
+                    None
+                }
+            }
+        })
+    })
 }
 
 #[cfg(test)]

@@ -33,6 +33,11 @@ pub enum Kind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         f: Option<i64>,
     },
+    /// `user-typing` of user `u` in chat `c` (`on`: a spell started), for members `m`
+    /// (without `u`). A kind of its own: receivers keep the spells of other nodes, to
+    /// tell joiners and to end them when their node dies.
+    #[serde(rename = "t")]
+    Typing { c: String, u: String, on: bool, m: Vec<String> },
     /// User `u` left chat `c`, or was removed: every node unsubscribes their connections.
     #[serde(rename = "x")]
     Evict { c: String, u: String },
@@ -54,6 +59,7 @@ impl Kind {
                 WireAudience::ChatMembers(c, users) => c.len() + ids(users),
                 WireAudience::Users(users) | WireAudience::Listening(users) => ids(users),
             },
+            Kind::Typing { c, u, m, .. } => c.len() + u.len() + ids(m),
             Kind::Evict { c, u } => c.len() + u.len(),
             Kind::Heartbeat {} => 0,
         }
@@ -129,6 +135,7 @@ mod tests {
             Kind::Event { a: WireAudience::ChatExcept("chat_1".into(), "bob".into()), f: Some(3) },
             Kind::Event { a: WireAudience::Users(vec!["bob".into()]), f: None },
             Kind::Event { a: WireAudience::ChatMembers("chat_1".into(), vec!["alice".into()]), f: Some(9) },
+            Kind::Typing { c: "chat_1".into(), u: "bob".into(), on: true, m: vec!["alice".into()] },
             Kind::Evict { c: "chat_1".into(), u: "bob".into() },
             Kind::Heartbeat {},
         ];

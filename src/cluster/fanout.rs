@@ -16,7 +16,7 @@ use crate::domain::{ChatId, UserId};
 use crate::realtime::fanout::{Event, deliver, deliver_chat_updated, frame_of, new_message_frame};
 use crate::realtime::protocol::{Resync, ServerEvent};
 use crate::realtime::sequencer::{ChatSequencer, Verdict};
-use crate::realtime::{Audience, Fanout, Hub, Outbound};
+use crate::realtime::{Audience, Fanout, Hub, Outbound, Typing};
 use crate::views::MessageView;
 
 /// Rows read per gap fill.
@@ -45,6 +45,15 @@ struct Item {
     members: Option<Arc<HashSet<UserId>>>,
 }
 
+/// A typing spell running on another node.
+struct RemoteSpell {
+    origin: String,
+    /// When to stop trusting it if its end never comes.
+    until: std::time::Instant,
+    /// Who its start was addressed to (its end goes to them if its node dies).
+    members: Vec<UserId>,
+}
+
 #[derive(Default)]
 struct ChatState {
     sequencer: ChatSequencer<Item>,
@@ -65,7 +74,10 @@ pub struct ClusterFanout {
     /// Typing spells running on other nodes (their origin, and when to stop trusting
     /// them if the "stopped" envelope never comes): a joiner here is told of them, and
     /// when their node dies a survivor ends them.
-    remote_typing: DashMap<(ChatId, UserId), (String, std::time::Instant)>,
+    remote_typing: DashMap<(ChatId, UserId), RemoteSpell>,
+    /// This node's spells, ended when an eviction from another node arrives (set once at
+    /// startup: typing publishes through this fan-out, so it is built after it).
+    typing: std::sync::OnceLock<std::sync::Weak<Typing>>,
     typing_window: Duration,
     /// Bytes in the publisher's queue, and its bound.
     pub(super) queued_bytes: std::sync::atomic::AtomicUsize,
@@ -93,6 +105,7 @@ impl ClusterFanout {
             chats: DashMap::new(),
             gap_wait,
             remote_typing: DashMap::new(),
+            typing: std::sync::OnceLock::new(),
             typing_window,
             queued_bytes: std::sync::atomic::AtomicUsize::new(0),
             max_queued_bytes: super::broker::Faults::from_env().queue_bytes.unwrap_or(MAX_QUEUED_BYTES),
@@ -105,40 +118,47 @@ impl ClusterFanout {
         let now = std::time::Instant::now();
         self.remote_typing
             .iter()
-            .filter(|e| e.key().0 == *chat && e.value().1 > now)
+            .filter(|e| e.key().0 == *chat && e.value().until > now)
             .map(|e| e.key().1.clone())
             .collect()
+    }
+
+    /// Lets an eviction from another node end the evicted user's spell here, as a local
+    /// removal does.
+    pub fn end_typing_on_evict(&self, typing: &Arc<Typing>) {
+        let _ = self.typing.set(Arc::downgrade(typing));
     }
 
     /// A node died: the spells it was timing end now, announced by this node.
     pub fn end_spells_of(self: &Arc<Self>, origin: &str) {
         let ended: Vec<(ChatId, UserId)> =
-            self.remote_typing.iter().filter(|e| e.value().0 == origin).map(|e| e.key().clone()).collect();
+            self.remote_typing.iter().filter(|e| e.value().origin == origin).map(|e| e.key().clone()).collect();
         for (chat, user) in ended {
-            self.remote_typing.remove(&(chat.clone(), user.clone()));
+            let Some((_, spell)) = self.remote_typing.remove(&(chat.clone(), user.clone())) else { continue };
             let event = ServerEvent::UserTyping(crate::realtime::protocol::UserTyping {
                 chat_id: chat.to_string(),
                 user_id: user.to_string(),
                 is_typing: false,
             });
-            Fanout::publish(self, Event::Other { audience: &Audience::ChatExcept(chat, user), event: &event });
+            Fanout::publish(
+                self,
+                Event::Other { audience: &Audience::ChatMembers(chat, spell.members), event: &event },
+            );
         }
     }
 
-    fn mirror_typing(&self, origin: &str, frame: &str) {
-        let Ok(ServerEvent::UserTyping(t)) = serde_json::from_str::<ServerEvent>(frame) else { return };
-        let key = (ChatId::from_trusted(t.chat_id), UserId::from_trusted(t.user_id));
-        if t.is_typing {
+    fn mirror_typing(&self, origin: &str, key: (ChatId, UserId), on: bool, members: &[UserId]) {
+        if on {
             // A spell lasts at most the window after its last start; a margin covers the
             // origin's timer and the broker hop.
             let until = std::time::Instant::now() + self.typing_window * 2;
-            self.remote_typing.insert(key, (origin.to_owned(), until));
+            self.remote_typing.insert(key, RemoteSpell { origin: origin.to_owned(), until, members: members.to_vec() });
         } else {
             self.remote_typing.remove(&key);
         }
         if self.remote_typing.len() > 100_000 {
             let now = std::time::Instant::now();
-            self.remote_typing.retain(|_, (_, until)| *until > now);
+            self.remote_typing.retain(|_, spell| spell.until > now);
         }
     }
 
@@ -181,17 +201,32 @@ impl ClusterFanout {
                 self.offer_message(&chat, s, outbound.clone(), &members);
                 self.remote_chat_updated(&chat, &outbound, &members);
             }
+            Kind::Typing { c, u, on, m } => {
+                let chat = ChatId::from_trusted(c);
+                let members: Vec<UserId> = m.into_iter().map(UserId::from_trusted).collect();
+                self.mirror_typing(&header.o, (chat.clone(), UserId::from_trusted(u)), on, &members);
+                let outbound = Arc::new(Outbound {
+                    frame,
+                    chat: Some(chat.clone()),
+                    seq: None,
+                    queued_at: std::time::Instant::now(),
+                });
+                self.offer_event(Audience::ChatMembers(chat.clone(), members), Some(chat), None, outbound);
+            }
             Kind::Event { a, f } => {
-                if let WireAudience::ChatExcept(..) = a {
-                    self.mirror_typing(&header.o, &frame);
-                }
                 let audience = Audience::from(a);
                 let chat = audience.chat().cloned();
                 let outbound =
                     Arc::new(Outbound { frame, chat: chat.clone(), seq: None, queued_at: std::time::Instant::now() });
                 self.offer_event(audience, chat, f, outbound);
             }
-            Kind::Evict { c, u } => self.hub.evict(&ChatId::from_trusted(c), &UserId::from_trusted(u)),
+            Kind::Evict { c, u } => {
+                let (chat, user) = (ChatId::from_trusted(c), UserId::from_trusted(u));
+                self.hub.evict(&chat, &user);
+                if let Some(typing) = self.typing.get().and_then(std::sync::Weak::upgrade) {
+                    typing.clear_user(&user, Some(&chat));
+                }
+            }
             Kind::Heartbeat {} => {}
         }
     }
@@ -428,7 +463,7 @@ impl ClusterFanout {
     /// Forgets chats nobody here follows any more, and typing spells long past.
     pub(super) fn sweep(&self) {
         let now = std::time::Instant::now();
-        self.remote_typing.retain(|_, (_, until)| *until > now);
+        self.remote_typing.retain(|_, spell| spell.until > now);
         self.chats
             .retain(|chat, state| state.filling || state.sequencer.is_waiting() || self.hub.has_subscribers(chat));
         metrics::gauge!("missive_cluster_chats_followed").set(self.chats.len() as f64);
@@ -452,7 +487,16 @@ impl Fanout for Arc<ClusterFanout> {
                 let chat = event.chat().cloned();
                 let frame = frame_of(audience, ev);
                 self.offer_event(audience.clone(), chat, follows, frame.clone());
-                self.send(Kind::Event { a: WireAudience::from(audience), f: follows }, frame.frame.clone());
+                let kind = match (ev, audience) {
+                    (ServerEvent::UserTyping(t), Audience::ChatMembers(c, m)) => Kind::Typing {
+                        c: c.to_string(),
+                        u: t.user_id.clone(),
+                        on: t.is_typing,
+                        m: m.iter().map(ToString::to_string).collect(),
+                    },
+                    _ => Kind::Event { a: WireAudience::from(audience), f: follows },
+                };
+                self.send(kind, frame.frame.clone());
             }
         }
     }

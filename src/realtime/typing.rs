@@ -6,8 +6,16 @@
 //! Coalesced: a spell lasts at least `MIN_SPELL` before its end is pushed, so a client
 //! alternating `true` and `false` as fast as it can makes at most two frames per
 //! `MIN_SPELL` per chat, whatever its request rate.
+//!
+//! Addressed to the chat's members as the database has them when the start or end is
+//! pushed (`Audience::ChatMembers`), like every other chat event: in cluster mode a user
+//! removed through another node must not hear of a spell that starts after the removal,
+//! even when the removal's eviction reaches their node later than the spell. A spell's
+//! whole life (read the members, push the start, wait, read them again, push the end)
+//! runs in its own task, so its frames keep their order.
 
 use dashmap::DashMap;
+use futures_util::future::BoxFuture;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -22,24 +30,32 @@ type Key = (ChatId, UserId);
 /// The shortest spell whose start and end are both pushed.
 const MIN_SPELL: Duration = Duration::from_secs(1);
 
-/// One announced typing spell.
+/// Reads a chat's current members (`None`: the database failed). Given by startup: the
+/// push layer does not reach the database itself.
+pub type MembersOf = Arc<dyn Fn(ChatId) -> BoxFuture<'static, Option<Vec<UserId>>> + Send + Sync>;
+
+/// One typing spell.
 struct Spell {
     started: Instant,
     /// When `isTyping: false` is pushed, unless extended first.
     ends: Instant,
     /// Wakes the spell's task when `ends` moved earlier (the typist said they stopped).
+    /// Also the spell's identity: a task only touches the spell it started with.
     moved_earlier: Arc<Notify>,
+    /// Who its start was pushed to (without the typist); `None` until it was.
+    told: Option<Vec<UserId>>,
 }
 
 pub struct Typing {
     spells: DashMap<Key, Spell>,
     publisher: Publisher,
+    members_of: MembersOf,
     window: Duration,
 }
 
 impl Typing {
-    pub fn new(publisher: Publisher, window: Duration) -> Arc<Self> {
-        Arc::new(Self { spells: DashMap::new(), publisher, window })
+    pub fn new(publisher: Publisher, members_of: MembersOf, window: Duration) -> Arc<Self> {
+        Arc::new(Self { spells: DashMap::new(), publisher, members_of, window })
     }
 
     /// Records a typing call; pushes only when a spell starts or ends.
@@ -60,22 +76,26 @@ impl Typing {
             }
             dashmap::Entry::Vacant(v) => {
                 let wake = Arc::new(Notify::new());
-                v.insert(Spell { started: now, ends: now + self.window, moved_earlier: wake.clone() });
+                v.insert(Spell { started: now, ends: now + self.window, moved_earlier: wake.clone(), told: None });
                 wake
             }
         };
-        self.push(&key, true);
-        tokio::spawn(self.clone().expire(key, wake));
+        tokio::spawn(self.clone().run(key, wake));
     }
 
     /// Who is typing in `chat` now, for a connection that just joined it (it missed the
     /// starts of their spells). A scan of the current spells: they last seconds and there
     /// are as many as people typing right now on this node.
     pub fn typists(&self, chat: &ChatId) -> Vec<UserId> {
-        self.spells.iter().filter(|e| e.key().0 == *chat).map(|e| e.key().1.clone()).collect()
+        self.spells
+            .iter()
+            .filter(|e| e.key().0 == *chat && e.value().told.is_some())
+            .map(|e| e.key().1.clone())
+            .collect()
     }
 
-    /// Ends every typing spell of `user` now (they went offline or left).
+    /// Ends every typing spell of `user` now (they went offline, left or were removed),
+    /// telling those its start was told.
     pub fn clear_user(&self, user: &UserId, chat: Option<&ChatId>) {
         let keys: Vec<Key> = self
             .spells
@@ -87,30 +107,66 @@ impl Typing {
             if let Some((_, spell)) = self.spells.remove(&key) {
                 // Its task finds the spell gone and ends.
                 spell.moved_earlier.notify_one();
-                self.push(&key, false);
+                if let Some(told) = spell.told {
+                    self.push(&key, false, told);
+                }
             }
         }
     }
 
-    /// Sleeps until the spell's end, following extensions and early ends, then ends it.
-    async fn expire(self: Arc<Self>, key: Key, moved_earlier: Arc<Notify>) {
+    /// A spell's life: announce it to the members, follow extensions and early ends,
+    /// then announce its end to the members of that moment.
+    async fn run(self: Arc<Self>, key: Key, id: Arc<Notify>) {
+        let ours = |s: &Spell| Arc::ptr_eq(&s.moved_earlier, &id);
+        let members = (self.members_of)(key.0.clone()).await;
+        {
+            let Some(mut spell) = self.spells.get_mut(&key).filter(|s| ours(s)) else { return };
+            match members {
+                // Under the spell's entry: `clear_user` cannot end it between the check
+                // and the start, so no end is pushed before its start.
+                Some(members) if members.contains(&key.1) => {
+                    let others: Vec<UserId> = members.into_iter().filter(|u| *u != key.1).collect();
+                    self.push(&key, true, others.clone());
+                    spell.told = Some(others);
+                }
+                // Removed since the call was accepted, or the database failed: the spell
+                // was never seen, so it ends without a frame.
+                _ => {
+                    drop(spell);
+                    self.spells.remove_if(&key, |_, s| ours(s));
+                    return;
+                }
+            }
+        }
         loop {
-            let Some(ends) = self.spells.get(&key).map(|s| s.ends) else { return };
+            let Some(ends) = self.spells.get(&key).filter(|s| ours(s)).map(|s| s.ends) else { return };
             tokio::select! {
                 _ = sleep_until(ends) => {}
                 // A permit stored before this wait still wakes it: no early end is missed.
-                _ = moved_earlier.notified() => continue,
+                _ = id.notified() => continue,
             }
-            if self.spells.remove_if(&key, |_, s| s.ends <= Instant::now()).is_some() {
-                self.push(&key, false);
+            // Extended while asleep: no need to read the members yet.
+            match self.spells.get(&key).filter(|s| ours(s)).map(|s| s.ends) {
+                None => return,
+                Some(ends) if ends > Instant::now() => continue,
+                Some(_) => {}
+            }
+            let members = (self.members_of)(key.0.clone()).await;
+            if let Some((_, spell)) = self.spells.remove_if(&key, |_, s| ours(s) && s.ends <= Instant::now()) {
+                // The members now; those told of the start if the database failed.
+                let others = match members {
+                    Some(members) => members.into_iter().filter(|u| *u != key.1).collect(),
+                    None => spell.told.unwrap_or_default(),
+                };
+                self.push(&key, false, others);
                 return;
             }
         }
     }
 
-    fn push(&self, (chat, user): &Key, is_typing: bool) {
+    fn push(&self, (chat, user): &Key, is_typing: bool, members: Vec<UserId>) {
         let event =
             ServerEvent::UserTyping(UserTyping { chat_id: chat.to_string(), user_id: user.to_string(), is_typing });
-        self.publisher.publish(&Audience::ChatExcept(chat.clone(), user.clone()), &event);
+        self.publisher.publish(&Audience::ChatMembers(chat.clone(), members), &event);
     }
 }

@@ -208,16 +208,24 @@ async fn a_participant_removed_through_one_node_gets_nothing_committed_after_on_
     let chat = a.create_chat("alice", &["bob", "carol"]).await;
     let mut bob = b.ws("bob").await;
     let mut carol = b.ws("carol").await;
+    let mut alice = b.ws("alice").await;
     crate::harness::join(&mut bob, &chat).await;
     crate::harness::join(&mut carol, &chat).await;
+    crate::harness::join(&mut alice, &chat).await;
     a.send("alice", &chat, "before").await;
     assert_eq!(collect_seqs(&mut bob, &chat, 1).await, vec![1]);
     assert_eq!(collect_seqs(&mut carol, &chat, 1).await, vec![1]);
     // The removal commits on A, whose envelopes are 1.5 s late; through B, carol then
-    // reads, posts, edits, adds someone and deletes. B's own events reach B's sockets at
-    // once, before A's eviction does: only the members at commit may get them.
+    // types, reads, posts, edits, adds someone and deletes. B's own events reach B's
+    // sockets at once, before A's eviction does: only the members at commit may get them.
     let (status, _) = a.call("DELETE", &format!("/v1/messaging/chats/{chat}/participants/bob"), "alice", None).await;
     assert_eq!(status, 204);
+    let (status, _) =
+        b.call("POST", &format!("/v1/messaging/chats/{chat}/typing"), "carol", Some(json!({"isTyping": true}))).await;
+    assert_eq!(status, 204);
+    // Alice, a member, sees carol typing (and bob must not).
+    let typing = until(&mut alice, "user-typing").await;
+    assert_eq!((typing["data"]["userId"].as_str(), typing["data"]["isTyping"].as_bool()), (Some("carol"), Some(true)));
     let (status, _) =
         b.call("POST", &format!("/v1/messaging/chats/{chat}/read"), "carol", Some(json!({"seq": 1}))).await;
     assert_eq!(status, 200);
@@ -240,7 +248,7 @@ async fn a_participant_removed_through_one_node_gets_nothing_committed_after_on_
     // Until bob hears of his removal (or, should the broker have lost it, is told to
     // resync), then up to a ping round trip: nothing committed after it.
     let leaked = |event: &Value| {
-        ["new-message", "message-updated", "message-deleted", "message-read", "participant-added"]
+        ["new-message", "message-updated", "message-deleted", "message-read", "participant-added", "user-typing"]
             .contains(&event["event"].as_str().unwrap_or(""))
     };
     loop {
