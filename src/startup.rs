@@ -18,7 +18,9 @@ use crate::domain::ChatId;
 use crate::limits::Limits;
 use crate::limits::SharedRates;
 use crate::posting::Poster;
-use crate::realtime::{Fanout, Hub, LocalFanout, LocalPresence, MembersOf, Presence, Publisher, Sockets, Typing};
+use crate::realtime::{
+    Fanout, Hub, LocalFanout, LocalPresence, MembersOf, Presence, Publisher, Sockets, Typing, WithMembers,
+};
 use crate::routes;
 use crate::state::AppState;
 use crate::writes::{ChatOrder, Writes};
@@ -327,18 +329,36 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// The members of a chat as one statement reads them (what typing frames are addressed to).
+/// The members of a chat, for typing frames. On PostgreSQL the callback runs in the
+/// transaction that share-locks the chat's row (as an edit does), so a removal through
+/// another node commits wholly before the read or after the push. SQLite has one node,
+/// where a removal's eviction is local and at once: a plain read is enough.
 fn members_of(db: Db) -> MembersOf {
-    Arc::new(move |chat: ChatId| {
+    Arc::new(move |chat: ChatId, then: WithMembers| {
         let db = db.clone();
         Box::pin(async move {
-            match db.read(async |c| db::members::of_chat(c, &chat).await).await {
-                Ok(members) => Some(members),
-                Err(e) => {
-                    let e: db::DbError = e;
-                    tracing::warn!(error = %e, %chat, "typing: cannot read the chat's members");
-                    None
+            let then = std::sync::Mutex::new(Some(then));
+            let run = |members| {
+                if let Some(f) = then.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+                    f(members);
                 }
+            };
+            let read = match db {
+                Db::Postgres(_) => {
+                    db.write(async |c| {
+                        db::chats::lock(c, &chat, db::ChatLock::Reader).await?;
+                        run(Some(db::members::of_chat(c, &chat).await?));
+                        Ok::<_, db::DbError>(())
+                    })
+                    .await
+                }
+                Db::Sqlite { .. } => {
+                    db.read(async |c| db::members::of_chat(c, &chat).await).await.map(|m| run(Some(m)))
+                }
+            };
+            if let Err(e) = read {
+                tracing::warn!(error = %e, %chat, "typing: cannot read the chat's members");
+                run(None);
             }
         })
     })

@@ -50,8 +50,6 @@ struct RemoteSpell {
     origin: String,
     /// When to stop trusting it if its end never comes.
     until: std::time::Instant,
-    /// Who its start was addressed to (its end goes to them if its node dies).
-    members: Vec<UserId>,
 }
 
 #[derive(Default)]
@@ -129,30 +127,39 @@ impl ClusterFanout {
         let _ = self.typing.set(Arc::downgrade(typing));
     }
 
-    /// A node died: the spells it was timing end now, announced by this node.
-    pub fn end_spells_of(self: &Arc<Self>, origin: &str) {
+    /// A node died: the spells it was timing end now, announced by this node to the
+    /// chat's members (read now; a spell is a few seconds long and nodes rarely die).
+    pub async fn end_spells_of(self: &Arc<Self>, origin: &str) {
         let ended: Vec<(ChatId, UserId)> =
             self.remote_typing.iter().filter(|e| e.value().origin == origin).map(|e| e.key().clone()).collect();
+        let ended: Vec<(ChatId, UserId)> =
+            ended.into_iter().filter(|key| self.remote_typing.remove(key).is_some()).collect();
         for (chat, user) in ended {
-            let Some((_, spell)) = self.remote_typing.remove(&(chat.clone(), user.clone())) else { continue };
+            let audience = match self.db.read(async |c| db::members::of_chat(c, &chat).await).await {
+                Ok(members) => {
+                    Audience::ChatMembers(chat.clone(), members.into_iter().filter(|u| *u != user).collect())
+                }
+                Err(e) => {
+                    let e: db::DbError = e;
+                    tracing::warn!(error = %e, %chat, "cluster: a dead node's typing spell ends to the chat");
+                    Audience::ChatExcept(chat.clone(), user.clone())
+                }
+            };
             let event = ServerEvent::UserTyping(crate::realtime::protocol::UserTyping {
                 chat_id: chat.to_string(),
                 user_id: user.to_string(),
                 is_typing: false,
             });
-            Fanout::publish(
-                self,
-                Event::Other { audience: &Audience::ChatMembers(chat, spell.members), event: &event },
-            );
+            Fanout::publish(self, Event::Other { audience: &audience, event: &event });
         }
     }
 
-    fn mirror_typing(&self, origin: &str, key: (ChatId, UserId), on: bool, members: &[UserId]) {
+    fn mirror_typing(&self, origin: &str, key: (ChatId, UserId), on: bool) {
         if on {
             // A spell lasts at most the window after its last start; a margin covers the
             // origin's timer and the broker hop.
             let until = std::time::Instant::now() + self.typing_window * 2;
-            self.remote_typing.insert(key, RemoteSpell { origin: origin.to_owned(), until, members: members.to_vec() });
+            self.remote_typing.insert(key, RemoteSpell { origin: origin.to_owned(), until });
         } else {
             self.remote_typing.remove(&key);
         }
@@ -204,7 +211,7 @@ impl ClusterFanout {
             Kind::Typing { c, u, on, m } => {
                 let chat = ChatId::from_trusted(c);
                 let members: Vec<UserId> = m.into_iter().map(UserId::from_trusted).collect();
-                self.mirror_typing(&header.o, (chat.clone(), UserId::from_trusted(u)), on, &members);
+                self.mirror_typing(&header.o, (chat.clone(), UserId::from_trusted(u)), on);
                 let outbound = Arc::new(Outbound {
                     frame,
                     chat: Some(chat.clone()),

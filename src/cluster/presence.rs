@@ -299,7 +299,7 @@ impl RedisPresence {
                 let (announce, fanout) = (announce.clone(), fanout.clone());
                 tokio::spawn(async move {
                     match this.reap(&mut conn, &other, &announce).await {
-                        Ok(true) => fanout.end_spells_of(&other),
+                        Ok(true) => fanout.end_spells_of(&other).await,
                         Ok(false) => {}
                         Err(e) => tracing::warn!(node = %other, error = %e, "presence: reaping failed"),
                     }

@@ -25,4 +25,4 @@ pub use presence::{LocalPresence, Opened, Presence};
 pub use publisher::{Audience, Publisher};
 pub use session::{Gatekeeper, ReplayPage, SessionConfig};
 pub use sockets::{Peer, Sockets};
-pub use typing::{MembersOf, Typing};
+pub use typing::{MembersOf, Typing, WithMembers};

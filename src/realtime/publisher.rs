@@ -14,7 +14,7 @@ use crate::domain::{ChatId, UserId};
 pub enum Audience {
     /// Connections joined to the chat.
     Chat(ChatId),
-    /// Connections joined to the chat, except those of this user (typing indicators).
+    /// Connections joined to the chat, except those of this user.
     ChatExcept(ChatId, UserId),
     /// Connections joined to the chat whose user is among these: the members when the
     /// event committed, read in its transaction. In cluster mode a removal committed

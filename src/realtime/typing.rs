@@ -30,9 +30,14 @@ type Key = (ChatId, UserId);
 /// The shortest spell whose start and end are both pushed.
 const MIN_SPELL: Duration = Duration::from_secs(1);
 
-/// Reads a chat's current members (`None`: the database failed). Given by startup: the
-/// push layer does not reach the database itself.
-pub type MembersOf = Arc<dyn Fn(ChatId) -> BoxFuture<'static, Option<Vec<UserId>>> + Send + Sync>;
+/// What a spell's task does with the chat's members (`None`: the database failed).
+pub type WithMembers = Box<dyn FnOnce(Option<Vec<UserId>>) + Send>;
+
+/// Reads a chat's current members and runs the callback while they still hold: no
+/// membership change commits between the read and the callback's push (on PostgreSQL,
+/// under a share lock of the chat's row, since a removal may commit through another
+/// node). Given by startup: the push layer does not reach the database itself.
+pub type MembersOf = Arc<dyn Fn(ChatId, WithMembers) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// One typing spell.
 struct Spell {
@@ -117,50 +122,57 @@ impl Typing {
     /// A spell's life: announce it to the members, follow extensions and early ends,
     /// then announce its end to the members of that moment.
     async fn run(self: Arc<Self>, key: Key, id: Arc<Notify>) {
-        let ours = |s: &Spell| Arc::ptr_eq(&s.moved_earlier, &id);
-        let members = (self.members_of)(key.0.clone()).await;
-        {
-            let Some(mut spell) = self.spells.get_mut(&key).filter(|s| ours(s)) else { return };
-            match members {
-                // Under the spell's entry: `clear_user` cannot end it between the check
-                // and the start, so no end is pushed before its start.
-                Some(members) if members.contains(&key.1) => {
-                    let others: Vec<UserId> = members.into_iter().filter(|u| *u != key.1).collect();
-                    self.push(&key, true, others.clone());
-                    spell.told = Some(others);
-                }
-                // Removed since the call was accepted, or the database failed: the spell
-                // was never seen, so it ends without a frame.
-                _ => {
-                    drop(spell);
-                    self.spells.remove_if(&key, |_, s| ours(s));
-                    return;
-                }
-            }
-        }
+        let this = self.clone();
+        let (k, i) = (key.clone(), id.clone());
+        (self.members_of)(key.0.clone(), Box::new(move |members| this.start(&k, &i, members))).await;
         loop {
-            let Some(ends) = self.spells.get(&key).filter(|s| ours(s)).map(|s| s.ends) else { return };
+            let Some(ends) = self.spells.get(&key).filter(|s| same(s, &id)).map(|s| s.ends) else { return };
             tokio::select! {
                 _ = sleep_until(ends) => {}
                 // A permit stored before this wait still wakes it: no early end is missed.
                 _ = id.notified() => continue,
             }
-            // Extended while asleep: no need to read the members yet.
-            match self.spells.get(&key).filter(|s| ours(s)).map(|s| s.ends) {
+            match self.spells.get(&key).filter(|s| same(s, &id)).map(|s| s.ends) {
                 None => return,
+                // Extended while asleep: no need to read the members yet.
                 Some(ends) if ends > Instant::now() => continue,
                 Some(_) => {}
             }
-            let members = (self.members_of)(key.0.clone()).await;
-            if let Some((_, spell)) = self.spells.remove_if(&key, |_, s| ours(s) && s.ends <= Instant::now()) {
-                // The members now; those told of the start if the database failed.
-                let others = match members {
-                    Some(members) => members.into_iter().filter(|u| *u != key.1).collect(),
-                    None => spell.told.unwrap_or_default(),
-                };
-                self.push(&key, false, others);
-                return;
+            let this = self.clone();
+            let (k, i) = (key.clone(), id.clone());
+            (self.members_of)(key.0.clone(), Box::new(move |members| this.end(&k, &i, members))).await;
+        }
+    }
+
+    /// Pushes the start of spell `id` to `members` (without the typist), unless it ended
+    /// meanwhile, or the typist is no longer a member (removed since the call was
+    /// accepted), or the database failed: then the spell was never seen and ends silently.
+    fn start(&self, key: &Key, id: &Arc<Notify>, members: Option<Vec<UserId>>) {
+        let Some(mut spell) = self.spells.get_mut(key).filter(|s| same(s, id)) else { return };
+        match members {
+            // Under the spell's entry: `clear_user` cannot end it between the check and
+            // the start, so no end is pushed before its start.
+            Some(members) if members.contains(&key.1) => {
+                let others: Vec<UserId> = members.into_iter().filter(|u| *u != key.1).collect();
+                self.push(key, true, others.clone());
+                spell.told = Some(others);
             }
+            _ => {
+                drop(spell);
+                self.spells.remove_if(key, |_, s| same(s, id));
+            }
+        }
+    }
+
+    /// Pushes the end of spell `id` if it is still due (not extended meanwhile), to the
+    /// members now; to those told of its start if the database failed.
+    fn end(&self, key: &Key, id: &Arc<Notify>, members: Option<Vec<UserId>>) {
+        if let Some((_, spell)) = self.spells.remove_if(key, |_, s| same(s, id) && s.ends <= Instant::now()) {
+            let others = match members {
+                Some(members) => members.into_iter().filter(|u| *u != key.1).collect(),
+                None => spell.told.unwrap_or_default(),
+            };
+            self.push(key, false, others);
         }
     }
 
@@ -169,4 +181,9 @@ impl Typing {
             ServerEvent::UserTyping(UserTyping { chat_id: chat.to_string(), user_id: user.to_string(), is_typing });
         self.publisher.publish(&Audience::ChatMembers(chat.clone(), members), &event);
     }
+}
+
+/// Whether `spell` is the one whose task holds `id` (a key may get a new spell).
+fn same(spell: &Spell, id: &Arc<Notify>) -> bool {
+    Arc::ptr_eq(&spell.moved_earlier, id)
 }
