@@ -28,6 +28,7 @@ mod security_limits;
 mod security_memory;
 mod security_scope;
 mod slow_consumer;
+mod transport;
 mod typing_presence;
 mod websocket;
 mod ws_frames;

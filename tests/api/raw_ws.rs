@@ -74,6 +74,13 @@ impl RawWs {
         self.stream.write_all(&frame).await.expect("send a frame");
     }
 
+    /// Writes raw bytes (a piece of a frame, say) as one write.
+    pub(crate) async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("send bytes");
+        self.stream.flush().await.expect("flush");
+        tokio::task::yield_now().await;
+    }
+
     /// Sends one hand-made frame (see `masked_frame`).
     pub(crate) async fn send_frame(&mut self, first: u8, payload: &[u8]) {
         let frame = masked_frame(first, payload, [0x12, 0x34, 0x56, 0x78]);
