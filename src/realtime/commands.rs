@@ -4,6 +4,7 @@
 
 use super::protocol::*;
 use super::session::{Ending, Gatekeeper, Session};
+use super::writer::Own;
 use crate::domain::{ChatId, now_millis, rfc3339_millis};
 
 /// Messages read and held per replay page: with the largest messages (control
@@ -11,12 +12,19 @@ use crate::domain::{ChatId, now_millis, rfc3339_millis};
 const REPLAY_PAGE: usize = 16;
 
 impl<G: Gatekeeper> Session<G> {
-    /// The reply to a command. Only a join can fail to write (its replay frames).
-    pub(super) async fn execute(&mut self, command: ClientCommand) -> Result<ServerEvent, Ending> {
-        Ok(match command {
-            ClientCommand::JoinChat { chat_id, last_seq } => return self.join(chat_id, last_seq).await,
+    /// The reply to a command; `None` when it was already queued (`join-chat` replies
+    /// through the writer, after its replay).
+    pub(super) async fn execute(
+        &mut self,
+        command: ClientCommand,
+        reference: Option<&str>,
+    ) -> Result<Option<ServerEvent>, Ending> {
+        Ok(Some(match command {
+            ClientCommand::JoinChat { chat_id, last_seq } => {
+                Box::pin(self.join(chat_id, last_seq, reference)).await?;
+                return Ok(None);
+            }
             ClientCommand::LeaveChat { chat_id } => {
-                self.floors.remove(&chat_id);
                 let left = ChatId::parse(&chat_id).is_some_and(|chat| self.hub.leave(&self.conn, &chat));
                 let message = (!left).then_some("not in chat".into());
                 ServerEvent::ChatLeft(ChatLeft { chat_id, status: "success".into(), message })
@@ -26,7 +34,6 @@ impl<G: Gatekeeper> Session<G> {
                 ServerEvent::ListeningAllChats(Status::SUCCESS)
             }
             ClientCommand::LeaveAllChats {} => {
-                self.floors.clear();
                 self.hub.leave_all(&self.conn);
                 ServerEvent::LeftAllChats(Status::SUCCESS)
             }
@@ -40,51 +47,53 @@ impl<G: Gatekeeper> Session<G> {
             }),
             ClientCommand::RefreshToken { token } => self.refresh(&token),
             ClientCommand::Ping {} => ServerEvent::Pong(Pong { server_time: rfc3339_millis(now_millis()) }),
-        })
+        }))
     }
 
-    /// Subscribes first (pending), then checks membership and confirms: whatever
-    /// commits later arrives live, and nothing of the chat is written before the check
-    /// passed (`Outbound::chat`). A removal that commits meanwhile is either seen by the
-    /// check or evicts the subscription, which `confirm` then reports.
-    async fn join(&mut self, chat_id: String, since: Option<i64>) -> Result<ServerEvent, Ending> {
-        let event = Some("join-chat".to_owned());
+    /// Subscribes first (pending), then checks membership, replays, and settles through
+    /// the writer: whatever commits after the subscription arrives live, after the replay
+    /// and the reply, and nothing of the chat is written before the check passed (the
+    /// writer holds the chat's events until the settle). A removal that commits meanwhile
+    /// is either seen by the check or evicts the subscription, which stops the replay and
+    /// makes the settle drop what was held.
+    async fn join(&mut self, chat_id: String, since: Option<i64>, reference: Option<&str>) -> Result<(), Ending> {
         let fail = |code: &'static str, message: &str| {
-            ServerEvent::Error(ErrorData { code: code.into(), message: message.to_owned(), event: event.clone() })
+            let event = Some("join-chat".to_owned());
+            ServerEvent::Error(ErrorData { code: code.into(), message: message.to_owned(), event })
+                .encode_with_ref(reference)
         };
         if since.is_some_and(|s| s < 0) {
-            return Ok(fail("validation_failed", "lastSeq must be >= 0"));
+            return self.send(fail("validation_failed", "lastSeq must be >= 0")).await;
         }
-        let Some(chat) = ChatId::parse(&chat_id) else { return Ok(fail("not_found", "chat not found")) };
-        if !self.hub.join(&self.conn, &chat) {
-            let last_seq = self.floors.get(&chat_id).copied();
-            return Ok(ServerEvent::ChatJoined(ChatJoined {
+        let Some(chat) = ChatId::parse(&chat_id) else { return self.send(fail("not_found", "chat not found")).await };
+        let Some(join) = self.hub.join(&self.conn, &chat) else {
+            let event = ServerEvent::ChatJoined(ChatJoined {
+                last_seq: self.conn.floor(&chat),
                 chat_id,
                 status: "success".into(),
-                last_seq,
                 message: Some("already in chat".into()),
                 resync: false,
-            }));
-        }
+            });
+            return self.send(event.encode_with_ref(reference)).await;
+        };
         let refused = match self.gate.chat_position(&self.conn.user, &chat).await {
-            Ok(Some(last_seq)) if self.hub.confirm(&self.conn, &chat) => {
+            Ok(Some(last_seq)) if self.conn.is_subscribed(&chat) => {
                 // In cluster mode the node's stream of the chat may already be past what
                 // this connection read: what lies between is replayed, not awaited live.
                 let last_seq = self.fanout.subscribed(&chat, last_seq).map_or(last_seq, |s| s.max(last_seq));
                 if let Some((floor, resync)) = Box::pin(self.replay(&chat, since, last_seq)).await? {
                     self.tell_typists(&chat).await?;
                     // A removal may commit while a slow client takes the replay.
-                    if self.conn.is_member(&chat) {
-                        self.floors.insert(chat_id.clone(), floor);
-                        let last_seq = Some(floor);
-                        let message = None;
-                        return Ok(ServerEvent::ChatJoined(ChatJoined {
+                    if self.conn.is_subscribed(&chat) {
+                        let event = ServerEvent::ChatJoined(ChatJoined {
                             chat_id,
                             status: "success".into(),
-                            last_seq,
-                            message,
+                            last_seq: Some(floor),
+                            message: None,
                             resync,
-                        }));
+                        });
+                        let reply = event.encode_with_ref(reference);
+                        return self.send_own(Own::Settle { chat, join, floor, reply }).await;
                     }
                 }
                 fail("not_found", "chat not found")
@@ -96,7 +105,8 @@ impl<G: Gatekeeper> Session<G> {
             }
         };
         self.hub.leave(&self.conn, &chat);
-        Ok(refused)
+        // Settled too: what the writer held for this join is dropped.
+        self.send_own(Own::Settle { chat, join, floor: 0, reply: refused }).await
     }
 
     /// Writes the messages after `since` in pages, so at most one page is held in memory,
@@ -122,7 +132,7 @@ impl<G: Gatekeeper> Session<G> {
             }
             let limit = REPLAY_PAGE.min(self.cfg.replay_limit - sent);
             let page = match self.gate.replay_page(&self.conn.user, chat, floor, limit).await {
-                Ok(Some(page)) if self.conn.is_member(chat) => page,
+                Ok(Some(page)) if self.conn.is_subscribed(chat) => page,
                 Ok(_) => return Ok(None),
                 Err(cause) => {
                     // Resume is an optimisation: the client pages the rest over REST.
@@ -135,13 +145,13 @@ impl<G: Gatekeeper> Session<G> {
                 if bytes > self.cfg.replay_max_bytes {
                     return resync(floor);
                 }
-                // Written directly, not through `forward`: check the membership here too
-                // (a removal may commit while a slow client takes the page).
-                if !self.conn.is_member(chat) {
+                // A removal may commit while a slow client takes the page (the writer
+                // checks again when it writes).
+                if !self.conn.is_subscribed(chat) {
                     return Ok(None);
                 }
                 sent += 1;
-                self.send(frame).await?;
+                self.send_own(Own::Joining(chat.clone(), frame)).await?;
                 floor = floor.max(seq);
             }
             // Past `last_seq`, messages arrive live (the subscription came first).
@@ -156,7 +166,7 @@ impl<G: Gatekeeper> Session<G> {
         let mut typists = self.gate.typists(chat);
         typists.retain(|t| *t != self.conn.user);
         for typist in typists {
-            if !self.conn.is_member(chat) {
+            if !self.conn.is_subscribed(chat) {
                 break;
             }
             let event = ServerEvent::UserTyping(UserTyping {
@@ -164,7 +174,7 @@ impl<G: Gatekeeper> Session<G> {
                 user_id: typist.to_string(),
                 is_typing: true,
             });
-            self.send(event.encode()).await?;
+            self.send_own(Own::Joining(chat.clone(), event.encode())).await?;
         }
         Ok(())
     }

@@ -22,8 +22,8 @@ pub type ConnId = u64;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outbound {
     pub frame: ByteString,
-    /// The chat a chat-scoped frame belongs to. The session writes such a frame only
-    /// while the connection is a confirmed member of that chat (`ConnHandle::is_member`):
+    /// The chat a chat-scoped frame belongs to. The writer writes such a frame only
+    /// while the connection is a settled member of that chat (`ConnHandle::admit`):
     /// a subscription taken before the membership check, or one evicted after the frame
     /// was queued, never lets a frame through.
     pub chat: Option<ChatId>,
@@ -56,11 +56,24 @@ impl From<String> for Outbound {
 /// Where a connection stands in a chat it subscribed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Membership {
-    /// Subscribed (so nothing committed from now on is missed) but not yet confirmed a
-    /// participant: its frames are queued and then dropped unless `confirm` follows.
-    Pending,
-    /// The membership check passed after the subscription.
-    Member,
+    /// Subscribed (so nothing committed from now on is missed) but the join is not
+    /// complete: the membership check or the replay is under way. Its frames are held by
+    /// the connection's writer until the join settles (then written above the floor, or
+    /// dropped if it was refused).
+    Pending { join: u64 },
+    /// Joined: the highest `seq` of the chat this client has (replayed, reported as
+    /// `lastSeq`, or written). A `new-message` at or below it is a duplicate.
+    Member { floor: i64 },
+}
+
+/// What the connection's writer does with a queued frame now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    Write,
+    /// Its chat's join has not settled yet.
+    Hold,
+    /// Not subscribed (never, or evicted or left since it was queued), or a duplicate.
+    Drop,
 }
 
 /// Close code for a connection whose outbox overflowed.
@@ -75,14 +88,33 @@ pub struct ConnHandle {
     /// block of a new, idle outbox stays small.
     outbox: mpsc::Sender<Arc<Outbound>>,
     listening_all: AtomicBool,
-    /// Chats this connection subscribed to, and whether the membership check passed;
-    /// mirrors `Hub::chats`. The session asks it before writing each chat-scoped frame.
+    /// Chats this connection subscribed to, and where it stands in each; mirrors
+    /// `Hub::chats`. The writer asks it before writing each chat-scoped frame.
     joined: Mutex<HashMap<ChatId, Membership>>,
+    /// Frames the outbox took so far: a frame of the session's own (a reply) waits for
+    /// the events queued before it.
+    queued: AtomicU64,
+    /// Joins started so far (each names its subscription, see `settle`).
+    joins: AtomicU64,
     kill: CancellationToken,
     close_code: AtomicU16,
 }
 
 impl ConnHandle {
+    fn new(id: ConnId, user: UserId, outbox: mpsc::Sender<Arc<Outbound>>) -> Self {
+        Self {
+            id,
+            user,
+            outbox,
+            listening_all: AtomicBool::new(false),
+            joined: Mutex::new(HashMap::new()),
+            queued: AtomicU64::new(0),
+            joins: AtomicU64::new(0),
+            kill: CancellationToken::new(),
+            close_code: AtomicU16::new(0),
+        }
+    }
+
     /// Asks the connection's task to close with `code`. The first reason wins.
     pub fn kill(&self, code: u16) {
         let _ = self.close_code.compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
@@ -97,18 +129,55 @@ impl ConnHandle {
     pub fn is_listening_all(&self) -> bool {
         self.listening_all.load(Ordering::Relaxed)
     }
-    /// The chats this connection is a confirmed member of, sorted.
+    /// The chats this connection joined (settled), sorted.
     pub fn joined_chats(&self) -> Vec<String> {
         let joined = self.joined_lock();
         let mut chats: Vec<_> =
-            joined.iter().filter(|(_, m)| **m == Membership::Member).map(|(c, _)| c.to_string()).collect();
+            joined.iter().filter(|(_, m)| matches!(m, Membership::Member { .. })).map(|(c, _)| c.to_string()).collect();
         chats.sort();
         chats
     }
-    /// Whether a frame of `chat` may be written to this connection now: it joined, the
-    /// membership check passed, and it was not evicted since.
-    pub fn is_member(&self, chat: &ChatId) -> bool {
-        self.joined_lock().get(chat) == Some(&Membership::Member)
+    /// The floor of a joined chat (`None`: not joined, or the join is not settled).
+    pub fn floor(&self, chat: &ChatId) -> Option<i64> {
+        match self.joined_lock().get(chat) {
+            Some(Membership::Member { floor }) => Some(*floor),
+            _ => None,
+        }
+    }
+    /// Whether the connection is still subscribed to `chat` (a join under way stops
+    /// replaying once it is not: the user was removed meanwhile).
+    pub fn is_subscribed(&self, chat: &ChatId) -> bool {
+        self.joined_lock().contains_key(chat)
+    }
+    /// Whether a frame of `chat` (a `new-message` with `seq`) may be written now, and
+    /// moves the floor past it if so.
+    pub fn admit(&self, chat: &ChatId, seq: Option<i64>) -> Admit {
+        match (self.joined_lock().get_mut(chat), seq) {
+            (None, _) => Admit::Drop,
+            (Some(Membership::Pending { .. }), _) => Admit::Hold,
+            (Some(Membership::Member { .. }), None) => Admit::Write,
+            (Some(Membership::Member { floor }), Some(seq)) if seq > *floor => {
+                *floor = seq;
+                Admit::Write
+            }
+            (Some(Membership::Member { .. }), Some(_)) => Admit::Drop,
+        }
+    }
+    /// Completes join `join` (what `Hub::join` returned) at `floor`, unless the
+    /// subscription is gone or belongs to a later join (the client left, or the user was
+    /// removed, meanwhile). True when it did.
+    pub fn settle(&self, chat: &ChatId, join: u64, floor: i64) -> bool {
+        match self.joined_lock().get_mut(chat) {
+            Some(m) if *m == (Membership::Pending { join }) => {
+                *m = Membership::Member { floor };
+                true
+            }
+            _ => false,
+        }
+    }
+    /// How many frames the outbox took so far.
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Acquire)
     }
     fn joined_lock(&self) -> MutexGuard<'_, HashMap<ChatId, Membership>> {
         // A poisoned set is still a valid set: the panicking holder only inserted or removed.
@@ -117,7 +186,10 @@ impl ConnHandle {
     /// Queues a frame without waiting. A full outbox marks a slow consumer.
     fn offer(&self, frame: &Arc<Outbound>) -> bool {
         match self.outbox.try_send(frame.clone()) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.queued.fetch_add(1, Ordering::AcqRel);
+                true
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 metrics::counter!("missive_outbox_overflows_total").increment(1);
                 tracing::warn!(conn = self.id, user = %self.user, "outbox full: closing slow consumer");
@@ -168,18 +240,17 @@ impl Hub {
             return None;
         }
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        let conn = Arc::new(ConnHandle {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed) + 1,
-            user,
-            outbox: tx,
-            listening_all: AtomicBool::new(false),
-            joined: Mutex::new(HashMap::new()),
-            kill: CancellationToken::new(),
-            close_code: AtomicU16::new(0),
-        });
+        let conn = Arc::new(ConnHandle::new(self.next_id.fetch_add(1, Ordering::Relaxed) + 1, user, tx));
         let first = conns.is_empty();
         conns.push(conn.clone());
         Some((conn, rx, first))
+    }
+
+    /// A connection outside the registry, for a socket refused before it counted (too
+    /// many connections): it only gets its close frame.
+    pub fn unlisted(user: UserId) -> (Arc<ConnHandle>, mpsc::Receiver<Arc<Outbound>>) {
+        let (tx, rx) = mpsc::channel(1);
+        (Arc::new(ConnHandle::new(0, user, tx)), rx)
     }
 
     /// Removes a connection and all its subscriptions. True when it was the user's last
@@ -194,28 +265,16 @@ impl Hub {
             .is_some()
     }
 
-    /// Subscribes to a chat's events, pending the membership check (`confirm`); false
-    /// when already subscribed.
-    pub fn join(&self, conn: &Arc<ConnHandle>, chat: &ChatId) -> bool {
+    /// Subscribes to a chat's events, pending the join (`ConnHandle::settle`); the
+    /// join's number, or `None` when already subscribed.
+    pub fn join(&self, conn: &Arc<ConnHandle>, chat: &ChatId) -> Option<u64> {
+        let join = conn.joins.fetch_add(1, Ordering::Relaxed) + 1;
         match conn.joined_lock().entry(chat.clone()) {
-            std::collections::hash_map::Entry::Occupied(_) => return false,
-            std::collections::hash_map::Entry::Vacant(v) => v.insert(Membership::Pending),
+            std::collections::hash_map::Entry::Occupied(_) => return None,
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(Membership::Pending { join }),
         };
         self.chats.entry(chat.clone()).or_default().insert(conn.id, conn.clone());
-        true
-    }
-
-    /// Marks a pending subscription as a confirmed member's, after a membership check
-    /// that ran after `join`. False when it was evicted meanwhile (the user was removed
-    /// after the check read the membership): the caller must treat the join as refused.
-    pub fn confirm(&self, conn: &ConnHandle, chat: &ChatId) -> bool {
-        match conn.joined_lock().get_mut(chat) {
-            Some(m) => {
-                *m = Membership::Member;
-                true
-            }
-            None => false,
-        }
+        Some(join)
     }
 
     /// Unsubscribes from a chat; false when it was not joined.
@@ -244,8 +303,8 @@ impl Hub {
 
     /// Unsubscribes every connection of `user` from `chat` (the user left or was removed).
     /// Both records go in one step (the connection's membership inside the chat's map
-    /// entry): a `confirm` racing with it sees the membership gone, never a connection
-    /// removed from the chat but still confirmed. Lock order: a chat's entry, then a
+    /// entry): a `settle` racing with it sees the membership gone, never a connection
+    /// removed from the chat but still joined. Lock order: a chat's entry, then a
     /// connection's `joined`; nothing takes them the other way round.
     pub fn evict(&self, chat: &ChatId, user: &UserId) {
         self.chats.remove_if_mut(chat, |_, conns| {
@@ -348,6 +407,12 @@ mod tests {
         (hub.users.len(), hub.chats.len(), hub.users.iter().map(|e| e.value().len()).sum())
     }
 
+    /// Joins and settles at once.
+    fn settled(hub: &Hub, conn: &Arc<ConnHandle>, chat: &ChatId) {
+        let join = hub.join(conn, chat).unwrap();
+        assert!(conn.settle(chat, join, 0));
+    }
+
     /// What the publisher does: resolve the target, then queue one shared frame.
     fn deliver(hub: &Hub, target: Target<'_>, text: impl Into<Outbound>) -> usize {
         Hub::deliver(&hub.recipients(target), &Arc::new(text.into()))
@@ -359,8 +424,8 @@ mod tests {
         let chat = ChatId::generate();
         let (a, mut rx_a, _) = hub.register(user("alice"), 8, 16).unwrap();
         let (_b, mut rx_b, _) = hub.register(user("bob"), 8, 16).unwrap();
-        assert!(hub.join(&a, &chat));
-        assert!(!hub.join(&a, &chat), "second join is a no-op");
+        assert!(hub.join(&a, &chat).is_some());
+        assert!(hub.join(&a, &chat).is_none(), "second join is a no-op");
         assert_eq!(deliver(&hub, Target::Chat(&chat), "hi"), 1);
         assert_eq!(rx_a.try_recv().unwrap().frame, "hi");
         assert!(rx_b.try_recv().is_err());
@@ -397,8 +462,8 @@ mod tests {
         let chat = ChatId::generate();
         let (slow, _rx_slow_never_read, _) = hub.register(user("slow"), 2, 16).unwrap();
         let (fast, mut rx_fast, _) = hub.register(user("fast"), 16, 16).unwrap();
-        hub.join(&slow, &chat);
-        hub.join(&fast, &chat);
+        settled(&hub, &slow, &chat);
+        settled(&hub, &fast, &chat);
         for i in 0..3 {
             deliver(&hub, Target::Chat(&chat), format!("{i}"));
             assert_eq!(rx_fast.try_recv().unwrap().frame, format!("{i}"));
@@ -416,7 +481,7 @@ mod tests {
         let (a2, mut rx_a2, _) = hub.register(user("alice"), 8, 16).unwrap();
         let (b, mut rx_b, _) = hub.register(user("bob"), 8, 16).unwrap();
         for c in [&a1, &a2, &b] {
-            hub.join(c, &chat);
+            settled(&hub, c, &chat);
         }
         hub.evict(&chat, &user("alice"));
         assert_eq!(deliver(&hub, Target::Chat(&chat), "m"), 1);
@@ -430,24 +495,35 @@ mod tests {
     }
 
     #[test]
-    fn only_confirmed_members_may_be_written_and_an_eviction_wins_over_a_late_confirm() {
+    fn frames_of_a_join_under_way_are_held_and_a_settle_completes_only_its_own_join() {
         let hub = Hub::new();
         let chat = ChatId::generate();
         let (a, _rx, _) = hub.register(user("alice"), 8, 16).unwrap();
-        assert!(hub.join(&a, &chat));
-        assert!(!a.is_member(&chat), "subscribed, not yet checked");
+        assert_eq!(a.admit(&chat, Some(1)), Admit::Drop, "not subscribed");
+        let join = hub.join(&a, &chat).unwrap();
+        assert_eq!(a.admit(&chat, Some(1)), Admit::Hold, "subscribed, not yet settled");
         assert!(a.joined_chats().is_empty());
-        assert!(hub.confirm(&a, &chat));
-        assert!(a.is_member(&chat));
+        assert!(a.settle(&chat, join, 5));
         assert_eq!(a.joined_chats(), [chat.to_string()]);
-        // Removed while a second join's membership check is in flight: the check read
-        // "member", the eviction came after it, and the confirm must say so.
+        assert_eq!(a.admit(&chat, Some(5)), Admit::Drop, "at the floor: a duplicate");
+        assert_eq!(a.admit(&chat, Some(6)), Admit::Write);
+        assert_eq!(a.floor(&chat), Some(6));
+        assert_eq!(a.admit(&chat, None), Admit::Write, "an event without seq");
+        // Removed while a second join is under way: its settle finds nothing to complete.
         hub.evict(&chat, &user("alice"));
-        assert!(!a.is_member(&chat));
-        assert!(hub.join(&a, &chat));
+        assert_eq!(a.admit(&chat, Some(7)), Admit::Drop);
+        let second = hub.join(&a, &chat).unwrap();
         hub.evict(&chat, &user("alice"));
-        assert!(!hub.confirm(&a, &chat), "evicted before the confirm");
-        assert!(!a.is_member(&chat));
+        assert!(!a.settle(&chat, second, 7), "evicted before the settle");
+        assert!(!a.is_subscribed(&chat));
+        // Left and joined again before the first settle was applied: it is not the
+        // current join's, which stays pending.
+        let third = hub.join(&a, &chat).unwrap();
+        hub.leave(&a, &chat);
+        let fourth = hub.join(&a, &chat).unwrap();
+        assert!(!a.settle(&chat, third, 9));
+        assert_eq!(a.admit(&chat, Some(10)), Admit::Hold);
+        assert!(a.settle(&chat, fourth, 9));
     }
 
     #[test]

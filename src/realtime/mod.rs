@@ -2,7 +2,9 @@
 //! connections and their subscriptions, `publisher` the one entry point through which
 //! committed changes become events (handed to a `fanout`), `sockets` the one entry point
 //! for new connections and presence (behind the `presence` seam), `session` the task that
-//! owns one socket, `wire` the framing every socket shares (limits, reassembly, close codes).
+//! reads one socket and runs its commands, `writer` the body that writes to it (events
+//! from the outbox, the session's replies), `wire` the framing every socket shares
+//! (limits, reassembly, close codes).
 //!
 //! Nothing here touches the database: what a session needs to know about chats it asks
 //! through the `Gatekeeper` trait, implemented by the routes layer.
@@ -18,6 +20,7 @@ pub mod session;
 pub mod sockets;
 pub mod typing;
 pub mod wire;
+pub mod writer;
 
 pub use fanout::{Fanout, LocalFanout};
 pub use hub::{ConnHandle, Hub, Outbound};

@@ -1,34 +1,33 @@
 //! One task per WebSocket: a single `select!` loop over shutdown, kill (slow consumer),
-//! token expiry, client frames, the outbox and the heartbeat. The loop evaluates to the
-//! close reason; registration and cleanup happen in one place, `run`.
+//! token expiry, client frames and the heartbeat. The loop evaluates to the close reason;
+//! registration and cleanup happen in one place, `run`. Events do not pass through it:
+//! the connection's writer (the response body, `writer.rs`) takes them from the outbox.
+//! The session's own frames go to the same writer, through its `Mouth`.
 
 use actix_ws::{CloseCode, CloseReason};
 use bytestring::ByteString;
 use futures_util::FutureExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::num::NonZeroU32;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc;
 use tokio::time::{Instant, interval_at, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::fanout::Fanout;
-use super::hub::{ConnHandle, Hub, Outbound};
+use super::hub::{ConnHandle, Hub};
 use super::presence::{Opened, Presence};
 use super::protocol::*;
 use super::sockets::Peer;
 use super::wire::{self, Frames, Inbound, WireError};
+use super::writer::{Mouth, Own, Writer, writer};
 use crate::domain::{ChatId, UserId};
 
 /// A write to a client that takes longer than this marks it as a slow consumer.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Queued frames forwarded in one turn of a session's loop at most.
-const OUTBOX_BURST: usize = 64;
 /// How long the close frame may wait behind unread data.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
@@ -95,7 +94,7 @@ pub(super) fn closing(code: impl Into<CloseCode>, text: &str) -> Ending {
 }
 
 pub(super) struct Session<G> {
-    pub(super) ws: actix_ws::Session,
+    pub(super) mouth: Mouth,
     pub(super) conn: Arc<ConnHandle>,
     pub(super) hub: Arc<Hub>,
     /// Told where a joining connection starts (`Fanout::subscribed`).
@@ -105,9 +104,6 @@ pub(super) struct Session<G> {
     /// Token expiry in Unix seconds; moved forward by `refresh-token`.
     pub(super) expires_at: u64,
     pub(super) last_seen: Instant,
-    /// Per joined chat, the highest `seq` this client has (replayed, reported as
-    /// `lastSeq`, or delivered). Live `new-message` frames at or below it are duplicates.
-    pub(super) floors: HashMap<String, i64>,
     pub(super) frames: DefaultDirectRateLimiter,
     /// Rate-limited frames in a row.
     pub(super) strikes: u32,
@@ -122,9 +118,46 @@ pub(super) struct Layer {
     pub(super) fanout: Arc<dyn Fanout>,
 }
 
-/// Runs a connection from the greeting to the close frame (through `Sockets::accept`).
-pub(super) async fn run<G: Gatekeeper>(
-    ws: actix_ws::Session,
+/// Registers a connection and returns its writer (the response body) and its session
+/// (to spawn), from the greeting to the close frame (through `Sockets::accept`).
+pub(super) fn open<G: Gatekeeper>(
+    stream: Frames,
+    inbound: actix_web::body::BoxBody,
+    layer: Layer,
+    gate: G,
+    cfg: SessionConfig,
+    peer: Peer,
+    shutdown: CancellationToken,
+) -> (Writer, impl Future<Output = ()>) {
+    let Some((conn, rx, first_here)) =
+        layer.hub.register(peer.user.clone(), cfg.outbox_capacity, cfg.max_connections_per_user)
+    else {
+        tracing::info!(user = %peer.user, "websocket refused: too many connections");
+        let (conn, rx) = Hub::unlisted(peer.user);
+        let (writer, mouth) = writer(conn, rx, 1, inbound);
+        let refuse = async move {
+            let _ = mouth.send(Own::Close(closing(CLOSE_TOO_MANY, "too many connections"))).await;
+        };
+        return (writer, futures_util::future::Either::Left(refuse));
+    };
+    // From here on the connection is unregistered however the task ends: by returning,
+    // by a panic, or by the runtime dropping it (or never running it).
+    let registration = Registration::new(layer.hub.clone(), conn.clone());
+    let (writer, mouth) = writer(conn.clone(), rx, cfg.outbox_capacity, inbound);
+    let session = run(Registered { conn, first_here, registration, mouth }, stream, layer, gate, cfg, peer, shutdown);
+    (writer, futures_util::future::Either::Right(session))
+}
+
+/// A registered connection, before its session starts.
+struct Registered {
+    conn: Arc<ConnHandle>,
+    first_here: bool,
+    registration: Registration,
+    mouth: Mouth,
+}
+
+async fn run<G: Gatekeeper>(
+    registered: Registered,
     mut stream: Frames,
     layer: Layer,
     gate: G,
@@ -132,42 +165,32 @@ pub(super) async fn run<G: Gatekeeper>(
     peer: Peer,
     shutdown: CancellationToken,
 ) {
-    let Peer { user, expires_at } = peer;
+    let Registered { conn, first_here, mut registration, mouth } = registered;
     let Layer { hub, presence, fanout } = layer;
-    let Some((conn, mut rx, first_here)) =
-        hub.register(user.clone(), cfg.outbox_capacity, cfg.max_connections_per_user)
-    else {
-        tracing::info!(%user, "websocket refused: too many connections");
-        let _ = tokio::time::timeout(WRITE_TIMEOUT, ws.close(closing(CLOSE_TOO_MANY, "too many connections"))).await;
-        return;
-    };
-    // From here on the connection is unregistered however the task ends: by returning,
-    // by a panic, or by the runtime dropping it.
-    let mut registration = Registration::new(hub.clone(), conn.clone());
     // Rare, heavy awaits (database work) are boxed: a future is as large as its largest
     // state, and this one lives as long as the socket, idle most of the time.
-    let opened = Box::pin(presence.opened(&conn.user, first_here, cfg.max_connections_per_user)).await;
-    if opened == Opened::Refused {
+    let counted = Box::pin(presence.opened(&conn.user, first_here, cfg.max_connections_per_user)).await;
+    if counted == Opened::Refused {
         // The cap counts the user's connections on every node.
         registration.end();
-        tracing::info!(%user, "websocket refused: too many connections across the cluster");
-        let _ = tokio::time::timeout(WRITE_TIMEOUT, ws.close(closing(CLOSE_TOO_MANY, "too many connections"))).await;
+        tracing::info!(user = %conn.user, "websocket refused: too many connections across the cluster");
+        let close = mouth.send(Own::Close(closing(CLOSE_TOO_MANY, "too many connections")));
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, close).await;
         return;
     }
     registration.counted(presence.clone());
     tracing::info!(conn = conn.id, user = %conn.user, "websocket connected");
-    if opened == Opened::First {
+    if counted == Opened::First {
         Box::pin(gate.user_online(&conn.user)).await;
     }
     let mut session = Session {
-        ws,
+        mouth,
         conn: conn.clone(),
         hub,
         fanout,
         gate,
-        expires_at,
+        expires_at: peer.expires_at,
         last_seen: Instant::now(),
-        floors: HashMap::new(),
         frames: frame_limiter(cfg.frame_rate),
         strikes: 0,
         public_id: uuid::Uuid::new_v4().simple().to_string(),
@@ -175,7 +198,7 @@ pub(super) async fn run<G: Gatekeeper>(
     };
     // A bug in one command must not take the connection's cleanup with it: the panic is
     // reported (by the panic hook) and the socket closes as if the server failed.
-    let ending = match AssertUnwindSafe(session.drive(&mut stream, &mut rx, &shutdown)).catch_unwind().await {
+    let ending = match AssertUnwindSafe(session.drive(&mut stream, &shutdown)).catch_unwind().await {
         Ok(Err(ending)) => ending,
         Err(_panic) => closing(CloseCode::Error, "internal error"),
     };
@@ -192,7 +215,7 @@ pub(super) async fn run<G: Gatekeeper>(
     if ending.is_some() {
         // A slow consumer's close frame queues behind what it has not read yet; give it
         // time to arrive if the client resumes reading.
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.ws.close(ending)).await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.mouth.send(Own::Close(ending))).await;
     }
 }
 
@@ -247,12 +270,7 @@ impl Drop for Registration {
 }
 
 impl<G: Gatekeeper> Session<G> {
-    async fn drive(
-        &mut self,
-        stream: &mut Frames,
-        rx: &mut mpsc::Receiver<Arc<Outbound>>,
-        shutdown: &CancellationToken,
-    ) -> Result<Infallible, Ending> {
+    async fn drive(&mut self, stream: &mut Frames, shutdown: &CancellationToken) -> Result<Infallible, Ending> {
         let hello = ServerEvent::Connected(Connected {
             user_id: self.conn.user.to_string(),
             connection_id: self.socket_id(),
@@ -262,7 +280,7 @@ impl<G: Gatekeeper> Session<G> {
         let period = self.cfg.heartbeat;
         let mut ticks = interval_at(Instant::now() + period, period);
         let expiry = sleep_until(instant_of_unix(self.expires_at));
-        // Made once, not per turn of the loop: a socket turns it for every delivery.
+        // Made once, not per turn of the loop.
         let kill = self.conn.killed().clone();
         let (stopping, killed) = (shutdown.cancelled(), kill.cancelled());
         tokio::pin!(expiry, stopping, killed);
@@ -272,17 +290,6 @@ impl<G: Gatekeeper> Session<G> {
                 _ = &mut stopping => return Err(closing(CloseCode::Away, "server shutting down")),
                 _ = &mut killed => return Err(closing(self.conn.close_code(), "slow consumer")),
                 _ = &mut expiry => return Err(closing(CLOSE_TOKEN_EXPIRED, "token expired")),
-                // Queued events go out before the next client frame is read, so a reply
-                // never overtakes an event that was committed before the frame arrived.
-                // What is queued goes out together, without a turn of the loop per frame
-                // (a kill or a shutdown is still seen within `OUTBOX_BURST` frames).
-                Some(out) = rx.recv() => {
-                    self.forward(out).await?;
-                    for _ in 1..OUTBOX_BURST {
-                        let Ok(out) = rx.try_recv() else { break };
-                        self.forward(out).await?;
-                    }
-                }
                 msg = stream.recv() => {
                     self.last_seen = Instant::now();
                     let before = self.expires_at;
@@ -356,8 +363,11 @@ impl<G: Gatekeeper> Session<G> {
     async fn on_text(&mut self, text: &str) -> Result<(), Ending> {
         match ClientFrame::parse(text) {
             Ok(frame) => {
-                let reply = self.execute(frame.command).await?;
-                self.send(reply.encode_with_ref(frame.reference.as_deref())).await
+                let reference = frame.reference.as_deref();
+                match self.execute(frame.command, reference).await? {
+                    Some(reply) => self.send(reply.encode_with_ref(reference)).await,
+                    None => Ok(()),
+                }
             }
             Err(err) => self.reply_error(err).await,
         }
@@ -368,49 +378,30 @@ impl<G: Gatekeeper> Session<G> {
         self.send(event.encode_with_ref(reference.as_deref())).await
     }
 
-    /// Writes a queued frame unless it belongs to a chat this connection is not a
-    /// confirmed member of (now, not when it was queued), or the client already has it.
-    async fn forward(&mut self, out: Arc<Outbound>) -> Result<(), Ending> {
-        if let Some(chat) = &out.chat {
-            if !self.conn.is_member(chat) {
-                return Ok(());
-            }
-            if let Some(seq) = out.seq {
-                match self.floors.get_mut(chat.as_str()) {
-                    Some(floor) if *floor >= seq => return Ok(()),
-                    Some(floor) => *floor = seq,
-                    // Left the chat (or rejoined) after this frame was queued.
-                    None => return Ok(()),
-                }
-            }
-        }
-        self.send(out.frame.clone()).await?;
-        metrics::histogram!("missive_push_latency_seconds").record(out.queued_at.elapsed().as_secs_f64());
-        Ok(())
-    }
-
-    /// Writes one frame. A client that does not take it within `WRITE_TIMEOUT`, or whose
-    /// outbox overflowed meanwhile, is a slow consumer; one that is gone ends the loop
-    /// without a close frame.
+    /// Queues one frame for the writer. A client that does not take it within
+    /// `WRITE_TIMEOUT`, or whose outbox overflowed meanwhile, is a slow consumer; one that
+    /// is gone ends the loop without a close frame.
     pub(super) async fn send(&mut self, frame: ByteString) -> Result<(), Ending> {
-        write(&self.conn, self.ws.text(frame)).await
+        write(&self.conn, self.mouth.send(Own::Text(frame))).await
     }
 
-    /// Writes a control frame (ping, pong) under the same rules as `send`: a client that
+    /// Queues any frame of the session's own, under the same rules as `send`.
+    pub(super) async fn send_own(&mut self, own: Own) -> Result<(), Ending> {
+        write(&self.conn, self.mouth.send(own)).await
+    }
+
+    /// Queues a control frame (ping, pong) under the same rules as `send`: a client that
     /// stops reading cannot hold the loop in a pong it will never take.
     async fn send_control(&mut self, ping: bool, payload: &[u8]) -> Result<(), Ending> {
-        if ping {
-            write(&self.conn, self.ws.ping(payload)).await
-        } else {
-            write(&self.conn, self.ws.pong(payload)).await
-        }
+        let payload = actix_web::web::Bytes::copy_from_slice(payload);
+        self.send_own(if ping { Own::Ping(payload) } else { Own::Pong(payload) }).await
     }
 }
 
 /// Waits for a write to `conn`'s socket to be taken, at most `WRITE_TIMEOUT`, and never
 /// past a kill. (A function of the connection, not of the session: the write borrows the
 /// session's socket meanwhile.)
-async fn write(conn: &ConnHandle, written: impl Future<Output = Result<(), actix_ws::Closed>>) -> Result<(), Ending> {
+async fn write(conn: &ConnHandle, written: impl Future<Output = Result<(), ()>>) -> Result<(), Ending> {
     let slow = || closing(super::hub::CLOSE_SLOW_CONSUMER, "slow consumer");
     tokio::select! {
         written = tokio::time::timeout(WRITE_TIMEOUT, written) => match written {

@@ -11,7 +11,9 @@ use super::hub::Hub;
 use super::presence::Presence;
 use super::session::{self, Gatekeeper, SessionConfig};
 use super::wire::Frames;
+use super::writer::Writer;
 use crate::domain::UserId;
+use actix_web::body::BoxBody;
 
 /// Cheap to clone.
 #[derive(Clone)]
@@ -33,19 +35,22 @@ impl Sockets {
         Self { hub, presence, fanout }
     }
 
-    /// The connection's whole life, from the greeting to the close frame: spawn it.
+    /// A new connection: its writer (the upgrade's response body) and its session, the
+    /// connection's whole life from the greeting to the close frame (spawn it).
+    /// `inbound` is actix-ws's response body, kept (unpolled) by the writer: when the
+    /// connection ends it is dropped, which ends `stream`.
     pub fn accept<G: Gatekeeper>(
         &self,
-        ws: actix_ws::Session,
         stream: Frames,
+        inbound: BoxBody,
         gate: G,
         cfg: SessionConfig,
         peer: Peer,
         shutdown: CancellationToken,
-    ) -> impl Future<Output = ()> + use<G> {
+    ) -> (Writer, impl Future<Output = ()> + use<G>) {
         let layer =
             session::Layer { hub: self.hub.clone(), presence: self.presence.clone(), fanout: self.fanout.clone() };
-        session::run(ws, stream, layer, gate, cfg, peer, shutdown)
+        session::open(stream, inbound, layer, gate, cfg, peer, shutdown)
     }
 
     /// For each of `users`, whether they have an open connection anywhere (REST presence).

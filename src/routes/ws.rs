@@ -34,8 +34,12 @@ pub async fn open_socket(
     })?;
     refuse_cross_site_cookie(&req, source, &allowed)?;
     let verified = state.auth.verify(&token).map_err(ApiError::Unauthorized)?;
-    let (response, ws, stream) =
+    // actix-ws does the handshake and reads the client's frames; what goes out is written
+    // by the connection's writer (`realtime::writer`), which replaces actix-ws's body and
+    // keeps it, unpolled, for as long as the connection lives.
+    let (response, _unused, stream) =
         actix_ws::handle(&req, body).map_err(|e| ApiError::Validation(format!("expected a WebSocket upgrade: {e}")))?;
+    let (head, inbound) = response.into_parts();
     let stream = Frames::new(stream, state.settings.max_frame_bytes);
     let cfg = SessionConfig {
         heartbeat: Duration::from_millis(state.settings.heartbeat_interval_ms.max(10)),
@@ -50,9 +54,9 @@ pub async fn open_socket(
     // The stream is !Send, so the session runs on this worker's local task set; the
     // tracker lets shutdown wait for it.
     let peer = Peer { user: verified.user, expires_at: verified.expires_at };
-    let session = state.sockets.accept(ws, stream, gate, cfg, peer, state.shutdown.clone());
+    let (writer, session) = state.sockets.accept(stream, inbound, gate, cfg, peer, state.shutdown.clone());
     actix_web::rt::spawn(state.sessions.track_future(session));
-    Ok(response)
+    Ok(head.set_body(writer).map_into_boxed_body())
 }
 
 /// Browsers always send `Origin`; with an allow-list set, only exact matches may open a

@@ -1,0 +1,247 @@
+//! The outbound half of a WebSocket: the response body the HTTP dispatcher polls. It reads
+//! the connection's outbox (events from the hub) and the session's own frames (greeting,
+//! replies, replays, pings, the close frame), applies each chat frame's membership and
+//! floor at the moment it is written, and encodes what it writes in one buffer, so a burst
+//! of events becomes one write. An event costs one channel hop and one wake-up: of the
+//! dispatcher, which writes it. The session task wakes only for the client's frames and
+//! its timers.
+//!
+//! Order: a frame of the session's own goes out after every event the outbox took before
+//! it was queued (so an event committed before a client frame arrived precedes that
+//! frame's reply), and a chat's events queued while its join is under way are held until
+//! the join settles, after its replay (then written above the floor, or dropped).
+
+use actix_http::ws::{Codec, Message};
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::web::{Bytes, BytesMut};
+use actix_ws::CloseReason;
+use bytestring::ByteString;
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::sync::mpsc;
+use tokio_util::codec::Encoder;
+
+use super::hub::{Admit, CLOSE_SLOW_CONSUMER, ConnHandle, Outbound};
+use crate::domain::ChatId;
+
+/// Bytes encoded before they are handed to the dispatcher (it polls again at once while
+/// its own buffer has room).
+const CHUNK: usize = 32 * 1024;
+
+/// A frame the session asks to write.
+#[derive(Debug)]
+pub(super) enum Own {
+    /// A greeting, a reply or an error.
+    Text(ByteString),
+    /// A frame of a chat being joined (a replayed message, a typist): written only while
+    /// the subscription stands.
+    Joining(ChatId, ByteString),
+    /// Join `join` of `chat` ends: its reply is written, then the subscription becomes a
+    /// member's at `floor` (unless it is gone: refused, left or evicted meanwhile) and the
+    /// events held for it follow, or are dropped.
+    Settle {
+        chat: ChatId,
+        join: u64,
+        floor: i64,
+        reply: ByteString,
+    },
+    Ping(Bytes),
+    Pong(Bytes),
+    /// The last frame: the body ends once it is written.
+    Close(Option<CloseReason>),
+}
+
+/// An `Own` frame and how many events the outbox had taken when it was queued.
+#[derive(Debug)]
+pub(super) struct Stamped {
+    after: u64,
+    own: Own,
+}
+
+/// The session's handle on its writer.
+#[derive(Clone)]
+pub(super) struct Mouth {
+    conn: Arc<ConnHandle>,
+    tx: mpsc::Sender<Stamped>,
+}
+
+impl Mouth {
+    /// Queues `own`, waiting while the writer is `OWN_QUEUE` frames behind (a client that
+    /// does not read). `Err` when the writer is gone (the connection closed).
+    pub(super) async fn send(&self, own: Own) -> Result<(), ()> {
+        self.tx.send(Stamped { after: self.conn.queued(), own }).await.map_err(|_| ())
+    }
+}
+
+/// Frames of the session's own waiting for the writer at most.
+const OWN_QUEUE: usize = 32;
+
+pub struct Writer {
+    conn: Arc<ConnHandle>,
+    outbox: mpsc::Receiver<Arc<Outbound>>,
+    own: mpsc::Receiver<Stamped>,
+    /// An own frame waiting for the events queued before it.
+    next_own: Option<Stamped>,
+    /// Events taken from the outbox so far.
+    taken: u64,
+    /// Events of chats whose join is under way, in order.
+    held: VecDeque<Arc<Outbound>>,
+    /// Held events at most before the connection counts as a slow consumer (the outbox's
+    /// capacity: they would have waited there).
+    max_held: usize,
+    codec: Codec,
+    buf: BytesMut,
+    /// The session's first frame (the greeting, or a refusal's close) went out: events
+    /// wait for it, so `connected` is always the first frame.
+    greeted: bool,
+    closed: bool,
+    /// actix-ws's own response body, never polled: dropping it (with this writer, when the
+    /// connection ends) is what ends the session's inbound stream.
+    _inbound: BoxBody,
+}
+
+/// A connection's writer and the session's handle on it.
+pub(super) fn writer(
+    conn: Arc<ConnHandle>,
+    outbox: mpsc::Receiver<Arc<Outbound>>,
+    max_held: usize,
+    inbound: BoxBody,
+) -> (Writer, Mouth) {
+    let (tx, own) = mpsc::channel(OWN_QUEUE);
+    let writer = Writer {
+        conn: conn.clone(),
+        outbox,
+        own,
+        next_own: None,
+        taken: 0,
+        held: VecDeque::new(),
+        max_held: max_held.max(1),
+        codec: Codec::new(),
+        buf: BytesMut::new(),
+        greeted: false,
+        closed: false,
+        _inbound: inbound,
+    };
+    (writer, Mouth { conn, tx })
+}
+
+impl Writer {
+    fn encode(&mut self, message: Message) {
+        // Text, control frames with payloads the session bounds, and a close reason of
+        // ours: encoding into memory cannot fail.
+        let _ = self.codec.encode(message, &mut self.buf);
+    }
+
+    /// An event from the outbox, written, held or dropped as its chat stands now.
+    fn event(&mut self, out: Arc<Outbound>) {
+        if let Some(chat) = &out.chat {
+            match self.conn.admit(chat, out.seq) {
+                Admit::Write => {}
+                Admit::Drop => return,
+                Admit::Hold => {
+                    if self.held.len() >= self.max_held {
+                        self.conn.kill(CLOSE_SLOW_CONSUMER);
+                        return;
+                    }
+                    self.held.push_back(out);
+                    return;
+                }
+            }
+        }
+        self.encode(Message::Text(out.frame.clone()));
+        metrics::histogram!("missive_push_latency_seconds").record(out.queued_at.elapsed().as_secs_f64());
+    }
+
+    fn own(&mut self, own: Own) {
+        match own {
+            Own::Text(frame) => self.encode(Message::Text(frame)),
+            Own::Joining(chat, frame) => {
+                if self.conn.is_subscribed(&chat) {
+                    self.encode(Message::Text(frame));
+                }
+            }
+            Own::Settle { chat, join, floor, reply } => {
+                self.encode(Message::Text(reply));
+                self.conn.settle(&chat, join, floor);
+                // What waited for this join goes out now, in order, through the same
+                // check (it may also be a later join's, still held).
+                let held = std::mem::take(&mut self.held);
+                for out in held {
+                    self.event(out);
+                }
+            }
+            Own::Ping(payload) => self.encode(Message::Ping(payload)),
+            Own::Pong(payload) => self.encode(Message::Pong(payload)),
+            Own::Close(reason) => {
+                self.encode(Message::Close(reason));
+                self.closed = true;
+            }
+        }
+    }
+
+    /// Takes what is ready, in order, until the chunk is full or nothing is ready.
+    /// `true` once the session is gone and nothing more will come.
+    fn fill(&mut self, cx: &mut Context<'_>) -> bool {
+        while !self.closed && self.buf.len() < CHUNK {
+            let killed = self.conn.killed().is_cancelled();
+            // An own frame goes once every event queued before it went (after a kill the
+            // rest of the outbox is dropped: only the close frame is still to come).
+            if let Some(next) = &self.next_own
+                && (next.after <= self.taken || killed || !self.greeted)
+                && let Some(next) = self.next_own.take()
+            {
+                self.greeted = true;
+                self.own(next.own);
+                continue;
+            }
+            if self.greeted {
+                match self.outbox.poll_recv(cx) {
+                    Poll::Ready(Some(out)) => {
+                        self.taken += 1;
+                        if !killed {
+                            self.event(out);
+                        }
+                        continue;
+                    }
+                    // The hub keeps the sender while the connection is registered.
+                    Poll::Ready(None) | Poll::Pending => {}
+                }
+            }
+            if self.next_own.is_none() {
+                match self.own.poll_recv(cx) {
+                    Poll::Ready(Some(next)) => {
+                        self.next_own = Some(next);
+                        continue;
+                    }
+                    Poll::Ready(None) => return true,
+                    Poll::Pending => {}
+                }
+            }
+            break;
+        }
+        false
+    }
+}
+
+impl MessageBody for Writer {
+    type Error = std::convert::Infallible;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        let session_gone = this.fill(cx);
+        if !this.buf.is_empty() {
+            // Taken whole: an idle connection keeps no buffer.
+            return Poll::Ready(Some(Ok(std::mem::take(&mut this.buf).freeze())));
+        }
+        if this.closed || session_gone {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    }
+}
