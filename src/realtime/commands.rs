@@ -24,7 +24,9 @@ impl<G: Gatekeeper> Session<G> {
                 Box::pin(self.join(chat_id, last_seq, reference)).await?;
                 return Ok(None);
             }
+            // Events queued before the command go out before the subscription ends.
             ClientCommand::LeaveChat { chat_id } => {
+                self.barrier().await?;
                 let left = ChatId::parse(&chat_id).is_some_and(|chat| self.hub.leave(&self.conn, &chat));
                 let message = (!left).then_some("not in chat".into());
                 ServerEvent::ChatLeft(ChatLeft { chat_id, status: "success".into(), message })
@@ -34,17 +36,22 @@ impl<G: Gatekeeper> Session<G> {
                 ServerEvent::ListeningAllChats(Status::SUCCESS)
             }
             ClientCommand::LeaveAllChats {} => {
+                self.barrier().await?;
                 self.hub.leave_all(&self.conn);
                 ServerEvent::LeftAllChats(Status::SUCCESS)
             }
-            ClientCommand::DebugStatus {} => ServerEvent::DebugStatus(DebugStatus {
-                user_id: self.conn.user.to_string(),
-                connected: true,
-                socket_id: self.socket_id(),
-                chats: self.conn.joined_chats(),
-                listening_all: self.conn.is_listening_all(),
-                cluster: self.gate.cluster_scope(),
-            }),
+            // The joins the writer settled so far included.
+            ClientCommand::DebugStatus {} => {
+                self.barrier().await?;
+                ServerEvent::DebugStatus(DebugStatus {
+                    user_id: self.conn.user.to_string(),
+                    connected: true,
+                    socket_id: self.socket_id(),
+                    chats: self.conn.joined_chats(),
+                    listening_all: self.conn.is_listening_all(),
+                    cluster: self.gate.cluster_scope(),
+                })
+            }
             ClientCommand::RefreshToken { token } => self.refresh(&token),
             ClientCommand::Ping {} => ServerEvent::Pong(Pong { server_time: rfc3339_millis(now_millis()) }),
         }))
@@ -67,6 +74,8 @@ impl<G: Gatekeeper> Session<G> {
         }
         let Some(chat) = ChatId::parse(&chat_id) else { return self.send(fail("not_found", "chat not found")).await };
         let Some(join) = self.hub.join(&self.conn, &chat) else {
+            // The floor is the writer's: once an earlier join's settle was applied.
+            self.barrier().await?;
             let event = ServerEvent::ChatJoined(ChatJoined {
                 last_seq: self.conn.floor(&chat),
                 chat_id,
@@ -81,8 +90,8 @@ impl<G: Gatekeeper> Session<G> {
                 // In cluster mode the node's stream of the chat may already be past what
                 // this connection read: what lies between is replayed, not awaited live.
                 let last_seq = self.fanout.subscribed(&chat, last_seq).map_or(last_seq, |s| s.max(last_seq));
-                if let Some((floor, resync)) = Box::pin(self.replay(&chat, since, last_seq)).await? {
-                    self.tell_typists(&chat).await?;
+                if let Some((floor, resync)) = Box::pin(self.replay(&chat, join, since, last_seq)).await? {
+                    self.tell_typists(&chat, join).await?;
                     // A removal may commit while a slow client takes the replay.
                     if self.conn.is_subscribed(&chat) {
                         let event = ServerEvent::ChatJoined(ChatJoined {
@@ -92,8 +101,9 @@ impl<G: Gatekeeper> Session<G> {
                             message: None,
                             resync,
                         });
-                        let reply = event.encode_with_ref(reference);
-                        return self.send_own(Own::Settle { chat, join, floor, reply }).await;
+                        let joined = event.encode_with_ref(reference);
+                        let refused = fail("not_found", "chat not found");
+                        return self.send_own(Own::Settle { chat, join, floor, joined, refused }).await;
                     }
                 }
                 fail("not_found", "chat not found")
@@ -106,7 +116,7 @@ impl<G: Gatekeeper> Session<G> {
         };
         self.hub.leave(&self.conn, &chat);
         // Settled too: what the writer held for this join is dropped.
-        self.send_own(Own::Settle { chat, join, floor: 0, reply: refused }).await
+        self.send_own(Own::Settle { chat, join, floor: 0, joined: refused.clone(), refused }).await
     }
 
     /// Writes the messages after `since` in pages, so at most one page is held in memory,
@@ -116,6 +126,7 @@ impl<G: Gatekeeper> Session<G> {
     async fn replay(
         &mut self,
         chat: &ChatId,
+        join: u64,
         since: Option<i64>,
         last_seq: i64,
     ) -> Result<Option<(i64, bool)>, Ending> {
@@ -151,7 +162,7 @@ impl<G: Gatekeeper> Session<G> {
                     return Ok(None);
                 }
                 sent += 1;
-                self.send_own(Own::Joining(chat.clone(), frame)).await?;
+                self.send_own(Own::Joining(chat.clone(), join, frame)).await?;
                 floor = floor.max(seq);
             }
             // Past `last_seq`, messages arrive live (the subscription came first).
@@ -162,7 +173,7 @@ impl<G: Gatekeeper> Session<G> {
 
     /// A joining connection missed the starts of the typing spells under way: it is told
     /// of them as if they started now (their ends come live).
-    async fn tell_typists(&mut self, chat: &ChatId) -> Result<(), Ending> {
+    async fn tell_typists(&mut self, chat: &ChatId, join: u64) -> Result<(), Ending> {
         let mut typists = self.gate.typists(chat);
         typists.retain(|t| *t != self.conn.user);
         for typist in typists {
@@ -174,7 +185,7 @@ impl<G: Gatekeeper> Session<G> {
                 user_id: typist.to_string(),
                 is_typing: true,
             });
-            self.send_own(Own::Joining(chat.clone(), event.encode())).await?;
+            self.send_own(Own::Joining(chat.clone(), join, event.encode())).await?;
         }
         Ok(())
     }

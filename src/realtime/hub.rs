@@ -70,8 +70,8 @@ enum Membership {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admit {
     Write,
-    /// Its chat's join has not settled yet.
-    Hold,
+    /// Its chat's join (this one) has not settled yet.
+    Hold(u64),
     /// Not subscribed (never, or evicted or left since it was queued), or a duplicate.
     Drop,
 }
@@ -149,12 +149,17 @@ impl ConnHandle {
     pub fn is_subscribed(&self, chat: &ChatId) -> bool {
         self.joined_lock().contains_key(chat)
     }
+    /// Whether join `join` of `chat` is under way (not settled, not superseded, and
+    /// the subscription stands): its replay may be written.
+    pub fn is_joining(&self, chat: &ChatId, join: u64) -> bool {
+        self.joined_lock().get(chat) == Some(&Membership::Pending { join })
+    }
     /// Whether a frame of `chat` (a `new-message` with `seq`) may be written now, and
     /// moves the floor past it if so.
     pub fn admit(&self, chat: &ChatId, seq: Option<i64>) -> Admit {
         match (self.joined_lock().get_mut(chat), seq) {
             (None, _) => Admit::Drop,
-            (Some(Membership::Pending { .. }), _) => Admit::Hold,
+            (Some(Membership::Pending { join }), _) => Admit::Hold(*join),
             (Some(Membership::Member { .. }), None) => Admit::Write,
             (Some(Membership::Member { floor }), Some(seq)) if seq > *floor => {
                 *floor = seq;
@@ -501,7 +506,8 @@ mod tests {
         let (a, _rx, _) = hub.register(user("alice"), 8, 16).unwrap();
         assert_eq!(a.admit(&chat, Some(1)), Admit::Drop, "not subscribed");
         let join = hub.join(&a, &chat).unwrap();
-        assert_eq!(a.admit(&chat, Some(1)), Admit::Hold, "subscribed, not yet settled");
+        assert_eq!(a.admit(&chat, Some(1)), Admit::Hold(join), "subscribed, not yet settled");
+        assert!(a.is_joining(&chat, join));
         assert!(a.joined_chats().is_empty());
         assert!(a.settle(&chat, join, 5));
         assert_eq!(a.joined_chats(), [chat.to_string()]);
@@ -522,7 +528,8 @@ mod tests {
         hub.leave(&a, &chat);
         let fourth = hub.join(&a, &chat).unwrap();
         assert!(!a.settle(&chat, third, 9));
-        assert_eq!(a.admit(&chat, Some(10)), Admit::Hold);
+        assert_eq!(a.admit(&chat, Some(10)), Admit::Hold(fourth));
+        assert!(!a.is_joining(&chat, third));
         assert!(a.settle(&chat, fourth, 9));
     }
 

@@ -390,6 +390,18 @@ impl<G: Gatekeeper> Session<G> {
         write(&self.conn, self.mouth.send(own)).await
     }
 
+    /// Waits until the writer took every event queued before now (under the same rules
+    /// as `send`).
+    pub(super) async fn barrier(&mut self) -> Result<(), Ending> {
+        let (done, taken) = tokio::sync::oneshot::channel();
+        let mouth = self.mouth.clone();
+        write(&self.conn, async move {
+            mouth.send(Own::Barrier(done)).await?;
+            taken.await.map_err(|_| ())
+        })
+        .await
+    }
+
     /// Queues a control frame (ping, pong) under the same rules as `send`: a client that
     /// stops reading cannot hold the loop in a pong it will never take.
     async fn send_control(&mut self, ping: bool, payload: &[u8]) -> Result<(), Ending> {

@@ -35,18 +35,24 @@ const CHUNK: usize = 32 * 1024;
 pub(super) enum Own {
     /// A greeting, a reply or an error.
     Text(ByteString),
-    /// A frame of a chat being joined (a replayed message, a typist): written only while
-    /// the subscription stands.
-    Joining(ChatId, ByteString),
-    /// Join `join` of `chat` ends: its reply is written, then the subscription becomes a
-    /// member's at `floor` (unless it is gone: refused, left or evicted meanwhile) and the
-    /// events held for it follow, or are dropped.
+    /// A frame of join `1` of chat `0` (a replayed message, a typist): written only while
+    /// that join is under way (not left, evicted or superseded since).
+    Joining(ChatId, u64, ByteString),
+    /// Join `join` of `chat` ends: the subscription becomes a member's at `floor` and
+    /// `joined` is written, then the events held for it follow. If the subscription is
+    /// gone (refused, left or evicted meanwhile), `refused` is written instead and the
+    /// held events are dropped.
     Settle {
         chat: ChatId,
         join: u64,
         floor: i64,
-        reply: ByteString,
+        joined: ByteString,
+        refused: ByteString,
     },
+    /// Fired once every event queued before it was taken: the session waits for it before
+    /// it unsubscribes (so events committed before `leave-chat` arrived still go out) or
+    /// reads the membership the writer keeps.
+    Barrier(tokio::sync::oneshot::Sender<()>),
     Ping(Bytes),
     Pong(Bytes),
     /// The last frame: the body ends once it is written.
@@ -86,8 +92,8 @@ pub struct Writer {
     next_own: Option<Stamped>,
     /// Events taken from the outbox so far.
     taken: u64,
-    /// Events of chats whose join is under way, in order.
-    held: VecDeque<Arc<Outbound>>,
+    /// Events of chats whose join is under way, in order, with the join they wait for.
+    held: VecDeque<(u64, Arc<Outbound>)>,
     /// Held events at most before the connection counts as a slow consumer (the outbox's
     /// capacity: they would have waited there).
     max_held: usize,
@@ -140,12 +146,12 @@ impl Writer {
             match self.conn.admit(chat, out.seq) {
                 Admit::Write => {}
                 Admit::Drop => return,
-                Admit::Hold => {
+                Admit::Hold(join) => {
                     if self.held.len() >= self.max_held {
                         self.conn.kill(CLOSE_SLOW_CONSUMER);
                         return;
                     }
-                    self.held.push_back(out);
+                    self.held.push_back((join, out));
                     return;
                 }
             }
@@ -157,20 +163,27 @@ impl Writer {
     fn own(&mut self, own: Own) {
         match own {
             Own::Text(frame) => self.encode(Message::Text(frame)),
-            Own::Joining(chat, frame) => {
-                if self.conn.is_subscribed(&chat) {
+            Own::Joining(chat, join, frame) => {
+                if self.conn.is_joining(&chat, join) {
                     self.encode(Message::Text(frame));
                 }
             }
-            Own::Settle { chat, join, floor, reply } => {
-                self.encode(Message::Text(reply));
-                self.conn.settle(&chat, join, floor);
-                // What waited for this join goes out now, in order, through the same
-                // check (it may also be a later join's, still held).
-                let held = std::mem::take(&mut self.held);
-                for out in held {
-                    self.event(out);
+            Own::Settle { chat, join, floor, joined, refused } => {
+                let settled = self.conn.settle(&chat, join, floor);
+                self.encode(Message::Text(if settled { joined } else { refused }));
+                // What waited for this join goes out now (or never), in order, through
+                // the same check; other joins' events stay held.
+                let (ours, others): (VecDeque<_>, VecDeque<_>) =
+                    std::mem::take(&mut self.held).into_iter().partition(|(j, _)| *j == join);
+                self.held = others;
+                if settled {
+                    for (_, out) in ours {
+                        self.event(out);
+                    }
                 }
+            }
+            Own::Barrier(done) => {
+                let _ = done.send(());
             }
             Own::Ping(payload) => self.encode(Message::Ping(payload)),
             Own::Pong(payload) => self.encode(Message::Pong(payload)),
@@ -181,13 +194,22 @@ impl Writer {
         }
     }
 
-    /// Takes what is ready, in order, until the chunk is full or nothing is ready.
-    /// `true` once the session is gone and nothing more will come.
+    /// Takes what is ready, in order, until the chunk is full or nothing is ready: an
+    /// own frame as soon as the events queued before it were taken, events up to it (or
+    /// all of them while no own frame waits). `true` once the session is gone and nothing
+    /// more will come.
     fn fill(&mut self, cx: &mut Context<'_>) -> bool {
         while !self.closed && self.buf.len() < CHUNK {
             let killed = self.conn.killed().is_cancelled();
-            // An own frame goes once every event queued before it went (after a kill the
-            // rest of the outbox is dropped: only the close frame is still to come).
+            if self.next_own.is_none() {
+                match self.own.poll_recv(cx) {
+                    Poll::Ready(Some(next)) => self.next_own = Some(next),
+                    Poll::Ready(None) => return true,
+                    Poll::Pending => {}
+                }
+            }
+            // The first own frame (the greeting) precedes every event; after a kill the
+            // rest of the outbox is dropped: only the close frame is still to come.
             if let Some(next) = &self.next_own
                 && (next.after <= self.taken || killed || !self.greeted)
                 && let Some(next) = self.next_own.take()
@@ -196,30 +218,20 @@ impl Writer {
                 self.own(next.own);
                 continue;
             }
-            if self.greeted {
-                match self.outbox.poll_recv(cx) {
-                    Poll::Ready(Some(out)) => {
-                        self.taken += 1;
-                        if !killed {
-                            self.event(out);
-                        }
-                        continue;
-                    }
-                    // The hub keeps the sender while the connection is registered.
-                    Poll::Ready(None) | Poll::Pending => {}
-                }
+            if !self.greeted {
+                break;
             }
-            if self.next_own.is_none() {
-                match self.own.poll_recv(cx) {
-                    Poll::Ready(Some(next)) => {
-                        self.next_own = Some(next);
-                        continue;
+            match self.outbox.poll_recv(cx) {
+                Poll::Ready(Some(out)) => {
+                    self.taken += 1;
+                    if !killed {
+                        self.event(out);
                     }
-                    Poll::Ready(None) => return true,
-                    Poll::Pending => {}
                 }
+                // The hub keeps the sender while the connection is registered; `Pending`
+                // with an own frame waiting cannot happen (what it waits for was queued).
+                Poll::Ready(None) | Poll::Pending => break,
             }
-            break;
         }
         false
     }

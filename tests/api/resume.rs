@@ -22,6 +22,7 @@ crate::both_backends!(
     joins_with_last_seq_while_others_post_at_full_speed_deliver_every_later_seq_once_in_order,
     a_join_past_the_replay_limit_replays_one_page_then_asks_for_a_resync_and_rest_has_the_rest,
     a_negative_last_seq_is_refused_with_validation_failed_and_the_connection_stays_usable,
+    a_join_and_a_leave_sent_together_replay_everything_the_join_reports_then_leave,
 );
 
 /// Waits (bounded, by polling the chat, not by sleeping) until at least `n` messages exist.
@@ -290,4 +291,36 @@ async fn a_negative_last_seq_is_refused_with_validation_failed_and_the_connectio
     assert_eq!(seq_of(&expect_message(&mut bob, &chat).await), 2);
     let joined = bob.expect("chat-joined").await;
     assert_eq!(joined["data"]["lastSeq"], 2);
+}
+
+/// A client moving between chats sends `join-chat` (with a replay) and `leave-chat` in
+/// one write. The leave waits for what came before it: every message the join reports
+/// (`lastSeq`) arrives before `chat-joined`, then `chat-left`.
+async fn a_join_and_a_leave_sent_together_replay_everything_the_join_reports_then_leave(backend: Backend) {
+    use crate::raw_ws::{RawWs, masked_text_frame};
+    let app = spawn_app_with(backend, lift_rate_limits).await;
+    let chat = app.create_chat("alice", &["bob"]).await;
+    for i in 1..=40 {
+        app.send("alice", &chat, &format!("m{i}")).await;
+    }
+    let mut raw = RawWs::connect(&format!("127.0.0.1:{}", app.port), &crate::helpers::token("bob")).await;
+    assert_eq!(raw.next_event().await["event"], "connected");
+    let join = json!({"event": "join-chat", "data": {"chatId": chat, "lastSeq": 0}}).to_string();
+    let leave = json!({"event": "leave-chat", "data": {"chatId": chat}}).to_string();
+    let mut both = masked_text_frame(join.as_bytes(), [1, 2, 3, 4]);
+    both.extend(masked_text_frame(leave.as_bytes(), [5, 6, 7, 8]));
+    raw.send_raw(&both).await;
+    let mut seqs = Vec::new();
+    let joined = loop {
+        let event = raw.next_event().await;
+        match event["event"].as_str() {
+            Some("new-message") => seqs.push(seq_of(&event["data"]["message"])),
+            Some("chat-joined") => break event,
+            _ => panic!("unexpected before chat-joined: {event}"),
+        }
+    };
+    assert_eq!(joined["data"]["lastSeq"], 40, "{joined}");
+    assert_eq!(seqs, (1..=40).collect::<Vec<i64>>(), "every message the join reports, in order");
+    let left = raw.next_event().await;
+    assert_eq!((left["event"].as_str(), left["data"]["status"].as_str()), (Some("chat-left"), Some("success")));
 }
