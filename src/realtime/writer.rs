@@ -59,11 +59,12 @@ pub(super) enum Own {
     Close(Option<CloseReason>),
 }
 
-/// An `Own` frame and how many events the outbox had taken when it was queued.
+/// An `Own` frame and how many events the outbox had taken when it was queued. Boxed: a
+/// channel allocates its slots 32 at a time with the channel, and every socket has one.
 #[derive(Debug)]
 pub(super) struct Stamped {
     after: u64,
-    own: Own,
+    own: Box<Own>,
 }
 
 /// The session's handle on its writer.
@@ -77,7 +78,7 @@ impl Mouth {
     /// Queues `own`, waiting while the writer is `OWN_QUEUE` frames behind (a client that
     /// does not read). `Err` when the writer is gone (the connection closed).
     pub(super) async fn send(&self, own: Own) -> Result<(), ()> {
-        self.tx.send(Stamped { after: self.conn.queued(), own }).await.map_err(|_| ())
+        self.tx.send(Stamped { after: self.conn.queued(), own: Box::new(own) }).await.map_err(|_| ())
     }
 }
 
@@ -199,8 +200,9 @@ impl Writer {
     /// all of them while no own frame waits). `true` once the session is gone and nothing
     /// more will come.
     fn fill(&mut self, cx: &mut Context<'_>) -> bool {
+        // Once per pass (it takes a lock): a kill during one is seen at the next.
+        let killed = self.conn.killed().is_cancelled();
         while !self.closed && self.buf.len() < CHUNK {
-            let killed = self.conn.killed().is_cancelled();
             if self.next_own.is_none() {
                 match self.own.poll_recv(cx) {
                     Poll::Ready(Some(next)) => self.next_own = Some(next),
@@ -215,7 +217,7 @@ impl Writer {
                 && let Some(next) = self.next_own.take()
             {
                 self.greeted = true;
-                self.own(next.own);
+                self.own(*next.own);
                 continue;
             }
             if !self.greeted {
