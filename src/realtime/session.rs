@@ -28,6 +28,9 @@ use crate::domain::{ChatId, UserId};
 
 /// A write to a client that takes longer than this marks it as a slow consumer.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a barrier (`leave-chat` and the like) may wait for the writer to take what
+/// was queued before it.
+const BARRIER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the close frame may wait behind unread data.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
@@ -382,24 +385,25 @@ impl<G: Gatekeeper> Session<G> {
     /// `WRITE_TIMEOUT`, or whose outbox overflowed meanwhile, is a slow consumer; one that
     /// is gone ends the loop without a close frame.
     pub(super) async fn send(&mut self, frame: ByteString) -> Result<(), Ending> {
-        write(&self.conn, self.mouth.send(Own::Text(frame))).await
+        write(&self.conn, WRITE_TIMEOUT, self.mouth.send(Own::Text(frame))).await
     }
 
     /// Queues any frame of the session's own, under the same rules as `send`.
     pub(super) async fn send_own(&mut self, own: Own) -> Result<(), Ending> {
-        write(&self.conn, self.mouth.send(own)).await
+        write(&self.conn, WRITE_TIMEOUT, self.mouth.send(own)).await
     }
 
-    /// Waits until the writer took every event queued before now (under the same rules
-    /// as `send`).
+    /// Waits until the writer took every event offered before now. Bounded like `send`,
+    /// but by `BARRIER_TIMEOUT`: a live client on a slow link may have a whole outbox to
+    /// read first (a stuck one overflows it and is killed).
     pub(super) async fn barrier(&mut self) -> Result<(), Ending> {
         let (done, taken) = tokio::sync::oneshot::channel();
         let mouth = self.mouth.clone();
-        write(&self.conn, async move {
+        let waited = async move {
             mouth.send(Own::Barrier(done)).await?;
             taken.await.map_err(|_| ())
-        })
-        .await
+        };
+        write(&self.conn, BARRIER_TIMEOUT, waited).await
     }
 
     /// Queues a control frame (ping, pong) under the same rules as `send`: a client that
@@ -413,10 +417,14 @@ impl<G: Gatekeeper> Session<G> {
 /// Waits for a write to `conn`'s socket to be taken, at most `WRITE_TIMEOUT`, and never
 /// past a kill. (A function of the connection, not of the session: the write borrows the
 /// session's socket meanwhile.)
-async fn write(conn: &ConnHandle, written: impl Future<Output = Result<(), ()>>) -> Result<(), Ending> {
+async fn write(
+    conn: &ConnHandle,
+    limit: Duration,
+    written: impl Future<Output = Result<(), ()>>,
+) -> Result<(), Ending> {
     let slow = || closing(super::hub::CLOSE_SLOW_CONSUMER, "slow consumer");
     tokio::select! {
-        written = tokio::time::timeout(WRITE_TIMEOUT, written) => match written {
+        written = tokio::time::timeout(limit, written) => match written {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_closed)) => Err(None),
             Err(_elapsed) => Err(slow()),

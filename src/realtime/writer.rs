@@ -230,8 +230,10 @@ impl Writer {
                         self.event(out);
                     }
                 }
-                // The hub keeps the sender while the connection is registered; `Pending`
-                // with an own frame waiting cannot happen (what it waits for was queued).
+                // The hub keeps the sender as long as this writer holds the connection.
+                // `Pending` while an own frame waits is brief: what it waits for was
+                // offered (a concurrent offer still writing its slot wakes this writer,
+                // as does tokio's budget).
                 Poll::Ready(None) | Poll::Pending => break,
             }
         }
