@@ -49,6 +49,9 @@ pub struct Settings {
     pub heartbeat_interval_ms: u64,
     /// A typing indicator lapses (server pushes `isTyping: false`) after this much quiet.
     pub typing_timeout_ms: u64,
+    /// Presence changes (`user-online`, `user-offline`) a connection gets within this
+    /// window are written together, at its end or with the next other frame (0: at once).
+    pub presence_batch_ms: u64,
     /// Events queued per connection before it counts as a slow consumer (closed with 4009).
     pub outbox_capacity: usize,
     /// Most missed messages one `join-chat` replays; past it the client pages over REST.
@@ -110,6 +113,7 @@ impl Default for Settings {
             workers: None,
             heartbeat_interval_ms: 20_000,
             typing_timeout_ms: 6_000,
+            presence_batch_ms: 500,
             outbox_capacity: 1024,
             replay_limit: 1000,
             replay_max_bytes: 2 * 1024 * 1024,

@@ -199,12 +199,7 @@ impl ClusterFanout {
             Kind::Message { c, s, m } => {
                 let chat = ChatId::from_trusted(c);
                 let members: Vec<(UserId, i64)> = m.into_iter().map(|(u, r)| (UserId::from_trusted(u), r)).collect();
-                let outbound = Arc::new(Outbound {
-                    frame,
-                    chat: Some(chat.clone()),
-                    seq: Some(s),
-                    queued_at: std::time::Instant::now(),
-                });
+                let outbound = Arc::new(Outbound::new(frame, Some(chat.clone()), Some(s)));
                 self.offer_message(&chat, s, outbound.clone(), &members);
                 self.remote_chat_updated(&chat, &outbound, &members);
             }
@@ -212,19 +207,13 @@ impl ClusterFanout {
                 let chat = ChatId::from_trusted(c);
                 let members: Vec<UserId> = m.into_iter().map(UserId::from_trusted).collect();
                 self.mirror_typing(&header.o, (chat.clone(), UserId::from_trusted(u)), on);
-                let outbound = Arc::new(Outbound {
-                    frame,
-                    chat: Some(chat.clone()),
-                    seq: None,
-                    queued_at: std::time::Instant::now(),
-                });
+                let outbound = Arc::new(Outbound::new(frame, Some(chat.clone()), None));
                 self.offer_event(Audience::ChatMembers(chat.clone(), members), Some(chat), None, outbound);
             }
             Kind::Event { a, f } => {
                 let audience = Audience::from(a);
                 let chat = audience.chat().cloned();
-                let outbound =
-                    Arc::new(Outbound { frame, chat: chat.clone(), seq: None, queued_at: std::time::Instant::now() });
+                let outbound = Arc::new(Outbound::new(frame, chat.clone(), None));
                 self.offer_event(audience, chat, f, outbound);
             }
             Kind::Evict { c, u } => {

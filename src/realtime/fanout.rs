@@ -107,24 +107,14 @@ impl Fanout for LocalFanout {
 /// The frame of a `new-message`.
 pub fn new_message_frame(chat: &ChatId, message: &MessageView) -> Arc<Outbound> {
     let event = ServerEvent::NewMessage(MessageEvent { chat_id: chat.to_string(), message: message.clone() });
-    Arc::new(Outbound {
-        frame: event.encode(),
-        chat: Some(chat.clone()),
-        seq: Some(message.seq),
-        queued_at: std::time::Instant::now(),
-    })
+    Arc::new(Outbound::new(event.encode(), Some(chat.clone()), Some(message.seq)))
 }
 
 /// The frame of any other event; chat audiences scope it (the hub's subscription list
 /// may hold a connection whose membership is not, or no longer, confirmed, and the
-/// session drops such frames before writing them).
+/// writer drops such frames before writing them).
 pub fn frame_of(audience: &Audience, event: &ServerEvent) -> Arc<Outbound> {
-    Arc::new(Outbound {
-        frame: event.encode(),
-        chat: audience.chat().cloned(),
-        seq: None,
-        queued_at: std::time::Instant::now(),
-    })
+    Arc::new(Outbound::new(event.encode(), audience.chat().cloned(), None))
 }
 
 /// Queues the frame `build` makes (only if someone here receives it) for this node's

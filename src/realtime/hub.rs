@@ -32,13 +32,27 @@ pub struct Outbound {
     pub seq: Option<i64>,
     /// When it was published, for the push latency histogram.
     pub queued_at: std::time::Instant,
+    /// A presence change (`user-online`, `user-offline`): the writer may hold it for a
+    /// short window to write it together with others (`SessionConfig::presence_batch`).
+    pub lazy: bool,
 }
 
 impl Outbound {
+    pub fn new(frame: ByteString, chat: Option<ChatId>, seq: Option<i64>) -> Self {
+        let lazy = is_presence(&frame);
+        Self { frame, chat, seq, queued_at: std::time::Instant::now(), lazy }
+    }
+
     /// A frame for whoever it is queued to (no chat scope).
     pub fn unscoped(text: impl Into<ByteString>) -> Self {
-        Self { frame: text.into(), chat: None, seq: None, queued_at: std::time::Instant::now() }
+        Self::new(text.into(), None, None)
     }
+}
+
+/// Whether an encoded frame is a presence change. Frames are encoded by this server
+/// (locally or by another node), tag first, so the prefix is exact.
+fn is_presence(frame: &str) -> bool {
+    frame.starts_with(r#"{"event":"user-online""#) || frame.starts_with(r#"{"event":"user-offline""#)
 }
 
 impl From<&str> for Outbound {
@@ -531,6 +545,22 @@ mod tests {
         assert_eq!(a.admit(&chat, Some(10)), Admit::Hold(fourth));
         assert!(!a.is_joining(&chat, third));
         assert!(a.settle(&chat, fourth, 9));
+    }
+
+    #[test]
+    fn presence_frames_are_lazy_and_nothing_else_is() {
+        use crate::realtime::protocol::{ServerEvent, UserOffline, UserOnline, UserTyping};
+        let online = ServerEvent::UserOnline(UserOnline { user_id: "bob".into() }).encode();
+        let offline = ServerEvent::UserOffline(UserOffline {
+            user_id: "bob".into(),
+            last_seen: "2026-12-01T00:00:00.000Z".into(),
+        })
+        .encode();
+        let typing =
+            ServerEvent::UserTyping(UserTyping { chat_id: "c".into(), user_id: "bob".into(), is_typing: true });
+        assert!(Outbound::unscoped(online).lazy);
+        assert!(Outbound::unscoped(offline).lazy);
+        assert!(!Outbound::unscoped(typing.encode()).lazy);
     }
 
     #[test]

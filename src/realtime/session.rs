@@ -78,6 +78,8 @@ pub trait Gatekeeper {
 pub struct SessionConfig {
     pub heartbeat: Duration,
     pub outbox_capacity: usize,
+    /// How long presence frames may wait to be written together.
+    pub presence_batch: Duration,
     /// Most messages one `join-chat` replays before answering `resync: true`.
     pub replay_limit: usize,
     /// Most bytes of frames one `join-chat` replays before answering `resync: true`.
@@ -137,7 +139,7 @@ pub(super) fn open<G: Gatekeeper>(
     else {
         tracing::info!(user = %peer.user, "websocket refused: too many connections");
         let (conn, rx) = Hub::unlisted(peer.user);
-        let (writer, mouth) = writer(conn, rx, 1, inbound);
+        let (writer, mouth) = writer(conn, rx, 1, Duration::ZERO, inbound);
         let refuse = async move {
             let _ = mouth.send(Own::Close(closing(CLOSE_TOO_MANY, "too many connections"))).await;
         };
@@ -146,7 +148,7 @@ pub(super) fn open<G: Gatekeeper>(
     // From here on the connection is unregistered however the task ends: by returning,
     // by a panic, or by the runtime dropping it (or never running it).
     let registration = Registration::new(layer.hub.clone(), conn.clone());
-    let (writer, mouth) = writer(conn.clone(), rx, cfg.outbox_capacity, inbound);
+    let (writer, mouth) = writer(conn.clone(), rx, cfg.outbox_capacity, cfg.presence_batch, inbound);
     let session = run(Registered { conn, first_here, registration, mouth }, stream, layer, gate, cfg, peer, shutdown);
     (writer, futures_util::future::Either::Right(session))
 }

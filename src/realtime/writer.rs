@@ -17,9 +17,11 @@ use actix_web::web::{Bytes, BytesMut};
 use actix_ws::CloseReason;
 use bytestring::ByteString;
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::codec::Encoder;
 
@@ -100,6 +102,11 @@ pub struct Writer {
     max_held: usize,
     codec: Codec,
     buf: BytesMut,
+    /// Presence frames held back to go out together, and when they must go at the latest
+    /// (`batch` after the first). Written before any other frame, so order is kept.
+    lazy: BytesMut,
+    lazy_until: Option<Pin<Box<tokio::time::Sleep>>>,
+    batch: Duration,
     /// The session's first frame (the greeting, or a refusal's close) went out: events
     /// wait for it, so `connected` is always the first frame.
     greeted: bool,
@@ -114,6 +121,7 @@ pub(super) fn writer(
     conn: Arc<ConnHandle>,
     outbox: mpsc::Receiver<Arc<Outbound>>,
     max_held: usize,
+    batch: Duration,
     inbound: BoxBody,
 ) -> (Writer, Mouth) {
     let (tx, own) = mpsc::channel(OWN_QUEUE);
@@ -127,6 +135,9 @@ pub(super) fn writer(
         max_held: max_held.max(1),
         codec: Codec::new(),
         buf: BytesMut::new(),
+        lazy: BytesMut::new(),
+        lazy_until: None,
+        batch,
         greeted: false,
         closed: false,
         _inbound: inbound,
@@ -136,9 +147,30 @@ pub(super) fn writer(
 
 impl Writer {
     fn encode(&mut self, message: Message) {
+        self.release_lazy();
         // Text, control frames with payloads the session bounds, and a close reason of
         // ours: encoding into memory cannot fail.
         let _ = self.codec.encode(message, &mut self.buf);
+    }
+
+    /// Holds a presence frame for the batch window (or writes it now without one).
+    fn encode_lazy(&mut self, frame: ByteString) {
+        if self.batch.is_zero() {
+            return self.encode(Message::Text(frame));
+        }
+        let _ = self.codec.encode(Message::Text(frame), &mut self.lazy);
+        if self.lazy_until.is_none() {
+            self.lazy_until = Some(Box::pin(tokio::time::sleep(self.batch)));
+        }
+    }
+
+    /// What presence frames are held goes into the output now.
+    fn release_lazy(&mut self) {
+        if !self.lazy.is_empty() {
+            self.buf.extend_from_slice(&self.lazy);
+            self.lazy = BytesMut::new();
+        }
+        self.lazy_until = None;
     }
 
     /// An event from the outbox, written, held or dropped as its chat stands now.
@@ -156,6 +188,10 @@ impl Writer {
                     return;
                 }
             }
+        }
+        if out.lazy {
+            // Its latency is the batch window's, by design: not a push latency sample.
+            return self.encode_lazy(out.frame.clone());
         }
         self.encode(Message::Text(out.frame.clone()));
         metrics::histogram!("missive_push_latency_seconds").record(out.queued_at.elapsed().as_secs_f64());
@@ -251,6 +287,11 @@ impl MessageBody for Writer {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = self.get_mut();
         let session_gone = this.fill(cx);
+        // Held presence goes when its window ends, or with the last frame.
+        let due = this.lazy_until.as_mut().is_some_and(|until| until.as_mut().poll(cx).is_ready());
+        if due || this.closed || session_gone {
+            this.release_lazy();
+        }
         if !this.buf.is_empty() {
             // Taken whole: an idle connection keeps no buffer.
             return Poll::Ready(Some(Ok(std::mem::take(&mut this.buf).freeze())));

@@ -44,6 +44,7 @@ pub async fn open_socket(
     let cfg = SessionConfig {
         heartbeat: Duration::from_millis(state.settings.heartbeat_interval_ms.max(10)),
         outbox_capacity: state.settings.outbox_capacity,
+        presence_batch: Duration::from_millis(state.settings.presence_batch_ms),
         replay_limit: state.settings.replay_limit.max(1),
         replay_max_bytes: state.settings.replay_max_bytes.max(1),
         max_connections_per_user: state.settings.max_connections_per_user.max(1),

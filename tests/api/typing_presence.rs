@@ -13,6 +13,7 @@ crate::both_backends!(
     outsiders_cannot_type,
     presence_is_announced_on_first_connect_and_last_disconnect_to_contacts_only,
     presence_endpoint_lists_online_members_and_last_seen_which_survives_a_restart,
+    presence_held_for_a_batch_goes_out_before_the_next_other_frame,
 );
 
 fn typing(chat: &str) -> String {
@@ -147,4 +148,19 @@ async fn presence_endpoint_lists_online_members_and_last_seen_which_survives_a_r
     assert_eq!(presence["online"], json!([]));
     assert_eq!(presence["lastSeen"]["bob"], bob_seen, "lastSeen survives the restart");
     assert!(presence["lastSeen"]["alice"].is_string());
+}
+
+/// Presence changes wait for the batch window (here far longer than the test), but never
+/// behind a later frame: the next other frame takes them along, first.
+async fn presence_held_for_a_batch_goes_out_before_the_next_other_frame(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.presence_batch_ms = 600_000).await;
+    let chat = app.create_chat("alice", &["bob"]).await;
+    let mut bob = app.ws("bob").await.with_presence();
+    bob.join(&chat).await;
+    let _alice = app.ws("alice").await;
+    app.send("alice", &chat, "hello").await;
+    let first = bob.next_event().await;
+    assert_eq!((first["event"].as_str(), first["data"]["userId"].as_str()), (Some("user-online"), Some("alice")));
+    let second = bob.next_event().await;
+    assert_eq!(second["event"], "new-message", "{second}");
 }
