@@ -166,7 +166,9 @@ impl Writer {
 
     /// What presence frames are held goes into the output now.
     fn release_lazy(&mut self) {
-        if !self.lazy.is_empty() {
+        if self.buf.is_empty() {
+            std::mem::swap(&mut self.buf, &mut self.lazy);
+        } else if !self.lazy.is_empty() {
             self.buf.extend_from_slice(&self.lazy);
             self.lazy = BytesMut::new();
         }

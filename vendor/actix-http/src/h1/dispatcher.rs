@@ -1266,10 +1266,12 @@ where
     /// are dropped; the next read or write allocates again. 16 KiB per idle socket.
     fn release_idle_buffers(self: Pin<&mut Self>) {
         let this = self.project();
-        if this.read_buf.is_empty() && this.read_buf.capacity() != 0 {
+        // Even at capacity 0: an empty handle left by `split` still shares the allocation
+        // of the chunk it handed on.
+        if this.read_buf.is_empty() {
             *this.read_buf = BytesMut::new();
         }
-        if this.write_buf.is_empty() && this.write_buf.capacity() != 0 {
+        if this.write_buf.is_empty() {
             *this.write_buf = BytesMut::new();
         }
     }
