@@ -34,9 +34,12 @@ const CHUNK: usize = 32 * 1024;
 
 /// A frame the session asks to write.
 #[derive(Debug)]
-pub(super) enum Own {
+pub enum Own {
     /// A greeting, a reply or an error.
     Text(ByteString),
+    /// Only the conformance echo (`examples/autobahn_echo.rs`) sends these: Missive's
+    /// protocol is JSON text.
+    Binary(Bytes),
     /// A frame of join `1` of chat `0` (a replayed message, a typist): written only while
     /// that join is under way (not left, evicted or superseded since).
     Joining(ChatId, u64, ByteString),
@@ -71,7 +74,7 @@ pub(super) struct Stamped {
 
 /// The session's handle on its writer.
 #[derive(Clone)]
-pub(super) struct Mouth {
+pub struct Mouth {
     conn: Arc<ConnHandle>,
     tx: mpsc::Sender<Stamped>,
 }
@@ -79,7 +82,7 @@ pub(super) struct Mouth {
 impl Mouth {
     /// Queues `own`, waiting while the writer is `OWN_QUEUE` frames behind (a client that
     /// does not read). `Err` when the writer is gone (the connection closed).
-    pub(super) async fn send(&self, own: Own) -> Result<(), ()> {
+    pub async fn send(&self, own: Own) -> Result<(), ()> {
         self.tx.send(Stamped { after: self.conn.queued(), own: Box::new(own) }).await.map_err(|_| ())
     }
 }
@@ -145,6 +148,13 @@ pub(super) fn writer(
     (writer, Mouth { conn, tx })
 }
 
+/// A writer outside the hub, for the conformance echo: it frames exactly as a
+/// connection's writer does, with nothing but what is sent through its `Mouth`.
+pub fn standalone(inbound: BoxBody) -> (Writer, Mouth) {
+    let (conn, outbox) = super::hub::Hub::unlisted(crate::domain::UserId::from_trusted("echo".into()));
+    writer(conn, outbox, 1, Duration::ZERO, inbound)
+}
+
 impl Writer {
     fn encode(&mut self, message: Message) {
         self.release_lazy();
@@ -202,6 +212,7 @@ impl Writer {
     fn own(&mut self, own: Own) {
         match own {
             Own::Text(frame) => self.encode(Message::Text(frame)),
+            Own::Binary(bytes) => self.encode(Message::Binary(bytes)),
             Own::Joining(chat, join, frame) => {
                 if self.conn.is_joining(&chat, join) {
                     self.encode(Message::Text(frame));
