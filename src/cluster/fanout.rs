@@ -16,7 +16,7 @@ use crate::domain::{ChatId, UserId};
 use crate::realtime::fanout::{Event, deliver, deliver_chat_updated, frame_of, new_message_frame};
 use crate::realtime::protocol::{Resync, ServerEvent};
 use crate::realtime::sequencer::{ChatSequencer, Verdict};
-use crate::realtime::{Audience, Fanout, Hub, Outbound, Typing};
+use crate::realtime::{Audience, Fanout, Hub, Outbound, Typing, typing};
 use crate::views::MessageView;
 
 /// Rows read per gap fill.
@@ -136,20 +136,14 @@ impl ClusterFanout {
             ended.into_iter().filter(|key| self.remote_typing.remove(key).is_some()).collect();
         for (chat, user) in ended {
             let audience = match self.db.read(async |c| db::members::of_chat(c, &chat).await).await {
-                Ok(members) => {
-                    Audience::ChatMembers(chat.clone(), members.into_iter().filter(|u| *u != user).collect())
-                }
+                Ok(members) => Audience::ChatMembers(chat.clone(), typing::others(members, &user)),
                 Err(e) => {
                     let e: db::DbError = e;
                     tracing::warn!(error = %e, %chat, "cluster: a dead node's typing spell ends to the chat");
                     Audience::ChatExcept(chat.clone(), user.clone())
                 }
             };
-            let event = ServerEvent::UserTyping(crate::realtime::protocol::UserTyping {
-                chat_id: chat.to_string(),
-                user_id: user.to_string(),
-                is_typing: false,
-            });
+            let event = typing::event(&chat, &user, false);
             Fanout::publish(self, Event::Other { audience: &audience, event: &event });
         }
     }

@@ -141,7 +141,7 @@ pub(super) fn open<G: Gatekeeper>(
         let (conn, rx) = Hub::unlisted(peer.user);
         let (writer, mouth) = writer(conn, rx, 1, Duration::ZERO, inbound);
         let refuse = async move {
-            let _ = mouth.send(Own::Close(closing(CLOSE_TOO_MANY, "too many connections"))).await;
+            let _ = mouth.send(Own::Close(too_many())).await;
         };
         return (writer, futures_util::future::Either::Left(refuse));
     };
@@ -151,6 +151,11 @@ pub(super) fn open<G: Gatekeeper>(
     let (writer, mouth) = writer(conn.clone(), rx, cfg.outbox_capacity, cfg.presence_batch, inbound);
     let session = run(Registered { conn, first_here, registration, mouth }, stream, layer, gate, cfg, peer, shutdown);
     (writer, futures_util::future::Either::Right(session))
+}
+
+/// The close of a connection past the per-user cap (on this node, or across the cluster).
+fn too_many() -> Ending {
+    closing(CLOSE_TOO_MANY, "too many connections")
 }
 
 /// A registered connection, before its session starts.
@@ -179,7 +184,7 @@ async fn run<G: Gatekeeper>(
         // The cap counts the user's connections on every node.
         registration.end();
         tracing::info!(user = %conn.user, "websocket refused: too many connections across the cluster");
-        let close = mouth.send(Own::Close(closing(CLOSE_TOO_MANY, "too many connections")));
+        let close = mouth.send(Own::Close(too_many()));
         let _ = Box::pin(tokio::time::timeout(WRITE_TIMEOUT, close)).await;
         return;
     }
@@ -390,7 +395,7 @@ impl<G: Gatekeeper> Session<G> {
     /// `WRITE_TIMEOUT`, or whose outbox overflowed meanwhile, is a slow consumer; one that
     /// is gone ends the loop without a close frame.
     pub(super) async fn send(&mut self, frame: ByteString) -> Result<(), Ending> {
-        write(&self.conn, WRITE_TIMEOUT, self.mouth.send(Own::Text(frame))).await
+        self.send_own(Own::Text(frame)).await
     }
 
     /// Queues any frame of the session's own, under the same rules as `send`.

@@ -153,7 +153,7 @@ impl Typing {
             // Under the spell's entry: `clear_user` cannot end it between the check and
             // the start, so no end is pushed before its start.
             Some(members) if members.contains(&key.1) => {
-                let others: Vec<UserId> = members.into_iter().filter(|u| *u != key.1).collect();
+                let others = others(members, &key.1);
                 self.push(key, true, others.clone());
                 spell.told = Some(others);
             }
@@ -169,7 +169,7 @@ impl Typing {
     fn end(&self, key: &Key, id: &Arc<Notify>, members: Option<Vec<UserId>>) {
         if let Some((_, spell)) = self.spells.remove_if(key, |_, s| same(s, id) && s.ends <= Instant::now()) {
             let others = match members {
-                Some(members) => members.into_iter().filter(|u| *u != key.1).collect(),
+                Some(members) => others(members, &key.1),
                 None => spell.told.unwrap_or_default(),
             };
             self.push(key, false, others);
@@ -177,10 +177,18 @@ impl Typing {
     }
 
     fn push(&self, (chat, user): &Key, is_typing: bool, members: Vec<UserId>) {
-        let event =
-            ServerEvent::UserTyping(UserTyping { chat_id: chat.to_string(), user_id: user.to_string(), is_typing });
-        self.publisher.publish(&Audience::ChatMembers(chat.clone(), members), &event);
+        self.publisher.publish(&Audience::ChatMembers(chat.clone(), members), &event(chat, user, is_typing));
     }
+}
+
+/// The `user-typing` frame of `user` in `chat`.
+pub fn event(chat: &ChatId, user: &UserId, is_typing: bool) -> ServerEvent {
+    ServerEvent::UserTyping(UserTyping { chat_id: chat.to_string(), user_id: user.to_string(), is_typing })
+}
+
+/// Who is told of `typist`'s spell: the chat's members but the typist.
+pub fn others(members: Vec<UserId>, typist: &UserId) -> Vec<UserId> {
+    members.into_iter().filter(|u| u != typist).collect()
 }
 
 /// Whether `spell` is the one whose task holds `id` (a key may get a new spell).

@@ -174,8 +174,12 @@ impl Writer {
         }
     }
 
-    /// What presence frames are held goes into the output now.
+    /// What presence frames are held goes into the output now. On every frame's path:
+    /// a window is running exactly while something is held, so that is the quick check.
     fn release_lazy(&mut self) {
+        if self.lazy_until.is_none() {
+            return;
+        }
         if self.buf.is_empty() {
             std::mem::swap(&mut self.buf, &mut self.lazy);
         } else if !self.lazy.is_empty() {
