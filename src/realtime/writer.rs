@@ -319,3 +319,66 @@ impl MessageBody for Writer {
         Poll::Pending
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::UserId;
+    use crate::realtime::hub::{Hub, Target};
+
+    /// Everything the writer hands the dispatcher now, as one string (frames' text shows
+    /// through their small headers).
+    fn drain(writer: &mut Writer) -> String {
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        let mut out = Vec::new();
+        while let Poll::Ready(Some(Ok(bytes))) = Pin::new(&mut *writer).poll_next(&mut cx) {
+            out.extend_from_slice(&bytes);
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    fn message(chat: &ChatId, seq: i64) -> Arc<Outbound> {
+        Arc::new(Outbound::new(format!("m{seq}").into(), Some(chat.clone()), Some(seq)))
+    }
+
+    /// A connection joined to nothing, whose greeting went out.
+    async fn greeted(hub: &Hub, max_held: usize) -> (Arc<ConnHandle>, Writer, Mouth) {
+        let (conn, rx, _) = hub.register(UserId::from_trusted("alice".into()), 64, 4).unwrap();
+        let (mut writer, mouth) = writer(conn.clone(), rx, max_held, Duration::ZERO, BoxBody::new(()));
+        mouth.send(Own::Text("hello".into())).await.unwrap();
+        assert!(drain(&mut writer).contains("hello"));
+        (conn, writer, mouth)
+    }
+
+    #[tokio::test]
+    async fn events_of_a_join_under_way_are_held_then_written_above_the_floor_after_the_reply() {
+        let hub = Hub::new();
+        let chat = ChatId::generate();
+        let (conn, mut writer, mouth) = greeted(&hub, 8).await;
+        let join = hub.join(&conn, &chat).unwrap();
+        for seq in 1..=3 {
+            Hub::deliver(&hub.recipients(Target::Chat(&chat)), &message(&chat, seq));
+        }
+        assert_eq!(drain(&mut writer), "", "held while the join is under way");
+        let settle = Own::Settle { chat, join, floor: 2, joined: "joined".into(), refused: "refused".into() };
+        mouth.send(settle).await.unwrap();
+        let out = drain(&mut writer);
+        let (joined, m3) = (out.find("joined").unwrap(), out.find("m3").unwrap());
+        assert!(joined < m3, "the reply first: {out:?}");
+        assert!(!out.contains("m1") && !out.contains("m2"), "at or below the floor: {out:?}");
+    }
+
+    #[tokio::test]
+    async fn held_events_past_the_outbox_capacity_close_the_connection_as_a_slow_consumer() {
+        let hub = Hub::new();
+        let chat = ChatId::generate();
+        let (conn, mut writer, _mouth) = greeted(&hub, 2).await;
+        hub.join(&conn, &chat).unwrap();
+        for seq in 1..=3 {
+            Hub::deliver(&hub.recipients(Target::Chat(&chat)), &message(&chat, seq));
+        }
+        drain(&mut writer);
+        assert!(conn.killed().is_cancelled());
+        assert_eq!(conn.close_code(), CLOSE_SLOW_CONSUMER);
+    }
+}
